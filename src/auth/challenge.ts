@@ -1,0 +1,65 @@
+import type { AuthFailureReason } from './failure.ts';
+
+type ErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+
+interface ReasonRow {
+  readonly status: 400 | 401 | 403 | 503;
+  /** RFC 6750 §3.1 code; absent when the request carried no credentials (§3: no error info then). */
+  readonly error?: ErrorCode;
+  /** Fixed text: never built from the request, so it can never echo a token. */
+  readonly description: string;
+}
+
+/** The one table from failure reason to what the client sees. */
+export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
+  missing_token: { status: 401, description: 'bearer token required' },
+  malformed_header: { status: 400, error: 'invalid_request', description: 'malformed Authorization header' },
+  duplicate_header: { status: 400, error: 'invalid_request', description: 'more than one Authorization header' },
+  token_in_query: { status: 400, error: 'invalid_request', description: 'access tokens are accepted only in the Authorization header' },
+  token_too_large: { status: 401, error: 'invalid_token', description: 'token too large' },
+  malformed_token: { status: 401, error: 'invalid_token', description: 'malformed token' },
+  unsupported_algorithm: { status: 401, error: 'invalid_token', description: 'token signing algorithm not accepted' },
+  invalid_signature: { status: 401, error: 'invalid_token', description: 'token signature invalid' },
+  unknown_key: { status: 401, error: 'invalid_token', description: 'token signing key unknown' },
+  wrong_type: { status: 401, error: 'invalid_token', description: 'token is not an access token' },
+  wrong_issuer: { status: 401, error: 'invalid_token', description: 'token issuer not trusted' },
+  wrong_audience: { status: 401, error: 'invalid_token', description: 'token not issued for this resource' },
+  expired: { status: 401, error: 'invalid_token', description: 'token expired' },
+  not_yet_valid: { status: 401, error: 'invalid_token', description: 'token not yet valid' },
+  missing_claim: { status: 401, error: 'invalid_token', description: 'token lacks a required claim' },
+  insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'token lacks a required scope' },
+  verifier_unavailable: { status: 503, description: 'token verification temporarily unavailable' },
+};
+
+export const RETRY_AFTER_SECONDS = 5;
+
+export interface Challenge {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+export interface ChallengeContext {
+  readonly resourceMetadataUrl: string;
+  /** Scopes named in the challenge: required ones for 401, what the request needs for 403. */
+  readonly scope: readonly string[];
+}
+
+/**
+ * Builds the response for a refusal. Parameter order matters for the official SDK, whose parser takes
+ * the first `name=` match: `resource_metadata` and `scope` come first, then `error`, then the description.
+ */
+export function challengeFor(reason: AuthFailureReason, context: ChallengeContext): Challenge {
+  const row = REASONS[reason];
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+  if (row.status === 503) {
+    headers['retry-after'] = String(RETRY_AFTER_SECONDS);
+    return { status: 503, headers, body: JSON.stringify({ error: 'temporarily_unavailable', error_description: row.description }) };
+  }
+  const params = [`resource_metadata="${context.resourceMetadataUrl}"`];
+  if (context.scope.length > 0 && row.error !== 'invalid_request') params.push(`scope="${context.scope.join(' ')}"`);
+  if (row.error) params.push(`error="${row.error}"`, `error_description="${row.description}"`);
+  headers['www-authenticate'] = `Bearer ${params.join(', ')}`;
+  const body = row.error ? { error: row.error, error_description: row.description } : { error: 'unauthorized', error_description: row.description };
+  return { status: row.status, headers, body: JSON.stringify(body) };
+}

@@ -1,0 +1,39 @@
+/**
+ * Every reason a request can be refused before it reaches the upstream. The string is the metric
+ * label and the log field; `challenge.ts` maps it to exactly one status and one error code.
+ */
+export const AUTH_FAILURE_REASONS = [
+  'missing_token',
+  'malformed_header',
+  'duplicate_header',
+  'token_in_query',
+  'token_too_large',
+  'malformed_token',
+  'unsupported_algorithm',
+  'invalid_signature',
+  'unknown_key',
+  'wrong_type',
+  'wrong_issuer',
+  'wrong_audience',
+  'expired',
+  'not_yet_valid',
+  'missing_claim',
+  'insufficient_scope',
+  'verifier_unavailable',
+] as const;
+
+export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
+
+/** Untrusted input was refused. Carries no token material: the message may be logged. */
+export class AuthFailure extends Error {
+  readonly reason: AuthFailureReason;
+  /** The configured issuer the token named, when it named one we know (a bounded metric label). */
+  readonly issuer: string | undefined;
+
+  constructor(reason: AuthFailureReason, detail?: string, issuer?: string) {
+    super(detail ?? reason);
+    this.name = 'AuthFailure';
+    this.reason = reason;
+    this.issuer = issuer;
+  }
+}

@@ -1,0 +1,61 @@
+import { request } from 'undici';
+
+/** Why an outbound fetch to an authorization server failed; used as a bounded metric label. */
+export type FetchFailureKind = 'timeout' | 'network' | 'status' | 'too_large' | 'invalid_json';
+
+export class FetchFailure extends Error {
+  readonly kind: FetchFailureKind;
+
+  constructor(kind: FetchFailureKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FetchFailure';
+    this.kind = kind;
+  }
+}
+
+export interface FetchJsonOptions {
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+}
+
+/**
+ * GETs a JSON document from an authorization server: redirects are not followed (a 3xx is an error),
+ * the whole exchange is bounded by a timeout, and the body by a size cap checked while it streams in.
+ */
+export async function fetchJson(url: string, options: FetchJsonOptions): Promise<unknown> {
+  const signal = AbortSignal.timeout(options.timeoutMs);
+  let response: Awaited<ReturnType<typeof request>>;
+  try {
+    response = await request(url, { method: 'GET', headers: { accept: 'application/json' }, signal });
+  } catch (error) {
+    throw signal.aborted
+      ? new FetchFailure('timeout', `GET ${url} timed out after ${options.timeoutMs} ms`, { cause: error })
+      : new FetchFailure('network', `GET ${url} failed: ${(error as Error).message}`, { cause: error });
+  }
+  if (response.statusCode !== 200) {
+    await response.body.dump().catch(() => undefined);
+    throw new FetchFailure('status', `GET ${url} answered ${response.statusCode}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response.body) {
+      size += (chunk as Buffer).length;
+      if (size > options.maxBytes) {
+        response.body.destroy();
+        throw new FetchFailure('too_large', `GET ${url} sent more than ${options.maxBytes} bytes`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch (error) {
+    if (error instanceof FetchFailure) throw error;
+    throw signal.aborted
+      ? new FetchFailure('timeout', `GET ${url} timed out after ${options.timeoutMs} ms`, { cause: error })
+      : new FetchFailure('network', `GET ${url} failed while reading: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (error) {
+    throw new FetchFailure('invalid_json', `GET ${url} did not return JSON`, { cause: error });
+  }
+}

@@ -1,0 +1,91 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, type ConfigProblem } from './errors.ts';
+import { configSchema, type Config } from './schema.ts';
+
+/** Reads, substitutes and validates a YAML config file. Throws ConfigError listing every problem. */
+export function loadConfigFile(path: string): Config {
+  let source: string;
+  try {
+    source = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(path, [{ path: '', message: `cannot read the config file (${(error as NodeJS.ErrnoException).code ?? 'error'})` }]);
+  }
+  return parseConfigText(source, path);
+}
+
+export function parseConfigText(source: string, name = 'config'): Config {
+  const document = parseDocument(source, { prettyErrors: false, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      name,
+      document.errors.map((error) => ({
+        path: error.linePos ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '',
+        message: `invalid YAML: ${error.message.split('\n')[0]}`,
+      })),
+    );
+  }
+  const raw: unknown = document.toJS();
+  if (raw === null || raw === undefined) throw new ConfigError(name, [{ path: '', message: 'the config is empty' }]);
+  return validateConfig(raw, name);
+}
+
+export function validateConfig(raw: unknown, name = 'config'): Config {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(name, parsed.error.issues.flatMap(toProblems));
+  const problems = crossFieldProblems(parsed.data);
+  if (problems.length > 0) throw new ConfigError(name, problems);
+  return parsed.data;
+}
+
+function toProblems(issue: z.core.$ZodIssue): ConfigProblem[] {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: 'unknown key' }));
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return [{ path: formatPath(issue.path), message: `required (expected ${issue.expected})` }];
+  }
+  return [{ path: formatPath(issue.path), message: issue.message }];
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)), '');
+}
+
+/** Checks that need more than one field: they run only once every field is well-formed. */
+function crossFieldProblems(config: Config): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const requireSecureUrl = (path: string, value: string | undefined) => {
+    if (value === undefined || config.insecure_allow_http) return;
+    const url = new URL(value);
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+      problems.push({ path, message: 'plain http:// is allowed only for loopback hosts; use https:// (or insecure_allow_http for a lab setup)' });
+    }
+  };
+  requireSecureUrl('resource.url', config.resource.url);
+  const seen = new Set<string>();
+  config.authorization_servers.forEach((server, index) => {
+    requireSecureUrl(`authorization_servers[${index}].issuer`, server.issuer);
+    requireSecureUrl(`authorization_servers[${index}].jwks_uri`, server.jwks_uri);
+    if (seen.has(server.issuer)) problems.push({ path: `authorization_servers[${index}].issuer`, message: 'this issuer is listed twice' });
+    seen.add(server.issuer);
+  });
+  const credential = config.upstream.credential;
+  const credentialHeader = credential.type === 'header' ? credential.name : credential.type === 'bearer' ? 'authorization' : undefined;
+  for (const name of Object.keys(config.upstream.identity_headers)) {
+    if (credentialHeader && normalizeHeaderName(name) === normalizeHeaderName(credentialHeader)) {
+      problems.push({ path: `upstream.identity_headers.${name}`, message: 'collides with the upstream credential header' });
+    }
+  }
+  return problems;
+}
+
+/** `X_Api_Key` and `x-api-key` reach many servers as the same header, so they are compared as one. */
+export function normalizeHeaderName(name: string): string {
+  return name.toLowerCase().replaceAll('_', '-');
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}

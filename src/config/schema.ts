@@ -1,0 +1,195 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
+import { parseSecretRef } from './secret-ref.ts';
+import { substitute } from './substitute.ts';
+
+/** Defaults, named beside the options they belong to. */
+export const DEFAULTS = {
+  listenHost: '127.0.0.1',
+  listenPort: 8080,
+  adminHost: '127.0.0.1',
+  adminPort: 9464,
+  algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+  clockTolerance: '30s',
+  maxTokenBytes: 8192,
+  jwksTimeout: '5s',
+  jwksCooldown: '30s',
+  jwksRefresh: '10m',
+  connectTimeout: '5s',
+  responseTimeout: '60s',
+  shutdownGrace: '10s',
+} as const;
+
+/** Asymmetric JWS algorithms only: symmetric ones would need a shared secret, and `none` is never a choice. */
+export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+
+const MAX_CLOCK_TOLERANCE_MS = 60_000;
+
+/** A string setting in which `${env:NAME}` and `${file:/path}` are replaced. */
+const text = () =>
+  z.string().transform((value, ctx) => {
+    const result = substitute(value);
+    if (!result.ok) {
+      ctx.addIssue({ code: 'custom', message: result.problem });
+      return z.NEVER;
+    }
+    return result.value;
+  });
+
+const httpUrl = () =>
+  text().pipe(
+    z.string().superRefine((value, ctx) => {
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `expected an absolute http(s) URL, got "${value}"` });
+        return;
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got scheme "${url.protocol}"` });
+      }
+      if (url.hash !== '' || value.includes('#')) ctx.addIssue({ code: 'custom', message: 'a URL here must not have a fragment' });
+      if (url.username !== '' || url.password !== '') ctx.addIssue({ code: 'custom', message: 'credentials do not belong in a URL' });
+    }),
+  );
+
+const duration = (fallback: string, max?: number) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration such as 250ms, 30s, 5m or 1h, got "${value}"` });
+        return z.NEVER;
+      }
+      if (max !== undefined && ms > max) {
+        ctx.addIssue({ code: 'custom', message: `must be at most ${max / 1000}s, got "${value}"` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const port = (fallback: number) =>
+  z
+    .union([z.number(), text()])
+    .default(fallback)
+    .transform((value, ctx) => {
+      const n = typeof value === 'number' ? value : Number(value);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) {
+        ctx.addIssue({ code: 'custom', message: `expected a port number from 0 to 65535, got ${JSON.stringify(value)}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const secret = () =>
+  z.string().transform((value, ctx) => {
+    const ref = parseSecretRef(value);
+    if (!ref) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'secrets are never written in the config: use ${env:NAME} or ${file:/path/to/secret}',
+      });
+      return z.NEVER;
+    }
+    return ref;
+  });
+
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const headerName = () => z.string().regex(HEADER_NAME, 'expected an HTTP header name');
+const scopeToken = () => z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'expected a scope token (RFC 6749 §3.3)');
+
+const listen = z
+  .strictObject({
+    host: text().default(DEFAULTS.listenHost),
+    port: port(DEFAULTS.listenPort),
+  })
+  .prefault({});
+
+const admin = z
+  .strictObject({
+    host: text().default(DEFAULTS.adminHost),
+    port: port(DEFAULTS.adminPort),
+  })
+  .prefault({});
+
+const resource = z.strictObject({
+  url: httpUrl().refine((value) => !value.includes('?'), 'the resource URL must not have a query'),
+  name: text().optional(),
+  documentation: httpUrl().optional(),
+  scopes_supported: z
+    .array(scopeToken().refine((scope) => scope !== 'offline_access', 'offline_access is not a resource scope (MCP 2026-07-28 §10)'))
+    .default([]),
+  root_metadata: z.boolean().default(true),
+});
+
+const authorizationServer = z.strictObject({
+  issuer: httpUrl(),
+  jwks_uri: httpUrl().optional(),
+  algorithms: z
+    .array(z.enum(ASYMMETRIC_ALGORITHMS, { message: `expected one of ${ASYMMETRIC_ALGORITHMS.join(', ')}` }))
+    .min(1)
+    .default([...DEFAULTS.algorithms]),
+  /** RFC 9068 explicit typing; switch off only for identity providers that omit `typ: at+jwt`. */
+  require_at_jwt_typ: z.boolean().default(true),
+});
+
+const tokens = z
+  .strictObject({
+    audiences: z.array(text()).default([]),
+    clock_tolerance: duration(DEFAULTS.clockTolerance, MAX_CLOCK_TOLERANCE_MS),
+    required_scopes: z.array(scopeToken()).default([]),
+    max_token_bytes: z.number().int().min(256).max(65536).default(DEFAULTS.maxTokenBytes),
+    jwks: z
+      .strictObject({
+        timeout: duration(DEFAULTS.jwksTimeout),
+        cooldown: duration(DEFAULTS.jwksCooldown),
+        refresh: duration(DEFAULTS.jwksRefresh),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+const credential = z
+  .discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('none') }),
+    z.strictObject({ type: z.literal('header'), name: headerName(), value: secret() }),
+    z.strictObject({ type: z.literal('bearer'), value: secret() }),
+  ])
+  .default({ type: 'none' });
+
+const upstream = z.strictObject({
+  url: httpUrl(),
+  credential,
+  identity_headers: z.record(headerName(), z.string().min(1)).default({}),
+  connect_timeout: duration(DEFAULTS.connectTimeout),
+  response_timeout: duration(DEFAULTS.responseTimeout),
+});
+
+const cors = z.strictObject({ allowed_origins: z.array(text()).default([]) }).prefault({});
+
+const logging = z
+  .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+  .prefault({});
+
+const lifecycle = z.strictObject({ shutdown_grace: duration(DEFAULTS.shutdownGrace) }).prefault({});
+
+export const configSchema = z.strictObject({
+  listen,
+  admin,
+  resource,
+  authorization_servers: z.array(authorizationServer).min(1, 'at least one authorization server is required'),
+  tokens,
+  upstream,
+  cors,
+  logging,
+  lifecycle,
+  /** Allows plain http:// URLs for non-loopback hosts (resource, issuers, JWKS). Never in production. */
+  insecure_allow_http: z.boolean().default(false),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type AuthorizationServerConfig = Config['authorization_servers'][number];
+export type CredentialConfig = Config['upstream']['credential'];

@@ -1,0 +1,31 @@
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+/**
+ * JSON logs. Access lines are built from chosen fields, never from raw headers; the redaction is a
+ * second line of defence should a header object ever be logged.
+ */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'mcp-warden' },
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          'req.headers["proxy-authorization"]',
+          'headers.authorization',
+          'headers.cookie',
+          'headers["proxy-authorization"]',
+          'res.headers["set-cookie"]',
+          'token',
+          'secret',
+        ],
+        censor: '[redacted]',
+      },
+    },
+    destination,
+  );
+}
+
+export type { Logger };

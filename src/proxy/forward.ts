@@ -1,0 +1,151 @@
+import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createProxyServer } from 'http-proxy-3';
+import { sendJson } from './respond.ts';
+import { clientResponseHeaders, isEventStream } from './response-headers.ts';
+
+/** Why a forwarded request did not get an upstream answer through to the client; a bounded label. */
+export type UpstreamFailure = 'refused' | 'connect_timeout' | 'response_timeout' | 'reset' | 'upstream_auth' | 'error';
+
+export interface ForwardOutcome {
+  /** The upstream's status, when it answered. */
+  readonly upstreamStatus: number | undefined;
+  readonly failure: UpstreamFailure | undefined;
+  /** The response was an event stream. */
+  readonly stream: boolean;
+}
+
+export interface ForwarderOptions {
+  readonly target: string;
+  readonly connectTimeoutMs: number;
+  /** Time to the upstream's response headers; a stream that has started is not cut by it. */
+  readonly responseTimeoutMs: number;
+  /** Called when an event-stream response starts, with a function that ends it cleanly. */
+  readonly onStreamStart?: (req: IncomingMessage, end: () => void) => void;
+}
+
+interface Exchange {
+  timer: NodeJS.Timeout | undefined;
+  upstreamStatus: number | undefined;
+  failure: UpstreamFailure | undefined;
+  stream: boolean;
+  /** The proxy itself is ending the response (shutdown), so an upstream close is no failure. */
+  closing: boolean;
+}
+
+const RESPONSE_TIMEOUT = 'ERESPONSE_TIMEOUT';
+
+/**
+ * Forwards authorized requests with http-proxy-3 over a keep-alive agent. The response is handled
+ * here rather than by http-proxy-3's outgoing passes so that hop-by-hop headers are dropped, an upstream
+ * 401/403 (a rejection of *our* credential) becomes a 502, SSE is marked unbuffered, and an upstream that
+ * breaks mid-stream breaks the client's stream too instead of leaving it hanging.
+ */
+export class Forwarder {
+  readonly #agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+  readonly #proxy;
+  readonly #exchanges = new WeakMap<IncomingMessage, Exchange>();
+  readonly #options: ForwarderOptions;
+
+  constructor(options: ForwarderOptions) {
+    this.#options = options;
+    this.#proxy = createProxyServer({
+      target: options.target,
+      agent: this.#agent,
+      changeOrigin: true,
+      xfwd: false,
+      ws: false,
+      selfHandleResponse: true,
+      connectTimeout: options.connectTimeoutMs,
+    });
+    this.#proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage) => this.#armResponseTimeout(proxyReq, req));
+    this.#proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => this.#respond(proxyRes, req, res));
+    this.#proxy.on('econnreset', () => undefined);
+  }
+
+  /** Forwards `req` (headers already scrubbed) with `inject` added; resolves when the response is over. */
+  forward(req: IncomingMessage, res: ServerResponse, inject: Record<string, string>): Promise<ForwardOutcome> {
+    const exchange: Exchange = { timer: undefined, upstreamStatus: undefined, failure: undefined, stream: false, closing: false };
+    this.#exchanges.set(req, exchange);
+    return new Promise((resolve) => {
+      res.once('close', () => {
+        clearTimeout(exchange.timer);
+        resolve({ upstreamStatus: exchange.upstreamStatus, failure: exchange.failure, stream: exchange.stream });
+      });
+      this.#proxy.web(req, res, { headers: inject }, (error: Error) => this.#fail(error, exchange, res));
+    });
+  }
+
+  /** Frees pooled upstream sockets. */
+  close(): void {
+    this.#proxy.close();
+    this.#agent.destroy();
+  }
+
+  #armResponseTimeout(proxyReq: ClientRequest, req: IncomingMessage): void {
+    const exchange = this.#exchanges.get(req);
+    if (!exchange) return;
+    exchange.timer = setTimeout(() => {
+      proxyReq.destroy(Object.assign(new Error('no response headers in time'), { code: RESPONSE_TIMEOUT }));
+    }, this.#options.responseTimeoutMs);
+  }
+
+  #respond(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
+    const exchange = this.#exchanges.get(req)!;
+    clearTimeout(exchange.timer);
+    const status = proxyRes.statusCode ?? 502;
+    exchange.upstreamStatus = status;
+    if (status === 401 || status === 403) {
+      proxyRes.resume();
+      exchange.failure = 'upstream_auth';
+      sendJson(res, 502, { error: 'upstream_auth_failed', error_description: 'the upstream server refused the proxy credential' });
+      return;
+    }
+    const headers = clientResponseHeaders(proxyRes.headers);
+    if (isEventStream(proxyRes.headers)) {
+      exchange.stream = true;
+      headers['x-accel-buffering'] = 'no';
+      this.#options.onStreamStart?.(req, () => {
+        exchange.closing = true;
+        proxyRes.unpipe(res);
+        res.end();
+        proxyRes.destroy();
+      });
+    }
+    res.writeHead(status, proxyRes.statusMessage, headers);
+    res.flushHeaders();
+    proxyRes.pipe(res);
+    // An upstream that breaks off mid-response must break the client's response too: ending it cleanly
+    // would pass a truncated stream off as complete, and leaving it open would hang the client.
+    proxyRes.once('close', () => {
+      if (proxyRes.readableEnded || exchange.closing || res.destroyed) return;
+      exchange.failure ??= 'reset';
+      res.destroy();
+    });
+    proxyRes.on('error', () => undefined);
+  }
+
+  #fail(error: Error, exchange: Exchange, res: ServerResponse): void {
+    clearTimeout(exchange.timer);
+    const code = (error as NodeJS.ErrnoException).code;
+    const failure: UpstreamFailure =
+      code === 'ECONNREFUSED'
+        ? 'refused'
+        : code === 'ECONNECT_TIMEOUT'
+          ? 'connect_timeout'
+          : code === RESPONSE_TIMEOUT
+            ? 'response_timeout'
+            : code === 'ECONNRESET' || code === 'EPIPE'
+              ? 'reset'
+              : 'error';
+    exchange.failure ??= failure;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const timedOut = failure === 'connect_timeout' || failure === 'response_timeout';
+    sendJson(res, timedOut ? 504 : 502, {
+      error: timedOut ? 'upstream_timeout' : 'upstream_unavailable',
+      error_description: timedOut ? 'the upstream server did not answer in time' : 'the upstream server could not be reached',
+    });
+  }
+}

@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extractBearerToken } from './auth/bearer.ts';
+import { challengeFor } from './auth/challenge.ts';
+import { AuthFailure } from './auth/failure.ts';
+import type { Principal } from './auth/principal.ts';
+import { missingScopes, stepUpScopes } from './auth/scopes.ts';
+import type { TokenVerifier } from './auth/verifier.ts';
+import type { Config } from './config/schema.ts';
+import type { InFlight } from './lifecycle/in-flight.ts';
+import type { ProtectedResourceMetadata } from './metadata/protected-resource.ts';
+import type { Logger } from './observability/logger.ts';
+import type { Metrics, Outcome } from './observability/metrics.ts';
+import { createCors, METADATA_CORS_HEADERS } from './proxy/cors.ts';
+import type { Forwarder, ForwardOutcome } from './proxy/forward.ts';
+import { createRequestHeaderScrubber } from './proxy/request-headers.ts';
+import { sendJson } from './proxy/respond.ts';
+import type { UpstreamCredential } from './upstream/credential.ts';
+import type { createIdentityHeaders } from './upstream/identity-headers.ts';
+
+export interface PipelineParts {
+  readonly config: Config;
+  readonly metadata: ProtectedResourceMetadata;
+  readonly verifier: TokenVerifier;
+  readonly forwarder: Forwarder;
+  readonly credential: UpstreamCredential;
+  readonly identity: ReturnType<typeof createIdentityHeaders>;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly inFlight: InFlight;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** What the access log line says about a request, filled in as it goes. */
+interface Access {
+  outcome: Outcome;
+  reason?: string;
+  principal?: Principal;
+  upstream?: ForwardOutcome;
+}
+
+/**
+ * The way every request on the main port goes: metadata and preflight are answered here, everything
+ * else needs a valid token before anything reaches the upstream. Deny by default.
+ */
+export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
+  const { config, metadata, verifier, forwarder, credential, identity, metrics, logger, inFlight } = parts;
+  const cors = createCors(config.cors.allowed_origins);
+  const scrub = createRequestHeaderScrubber({ injectedNames: [...credential.headerNames, ...identity.headerNames, 'x-request-id'] });
+  const publicUrl = new URL(config.resource.url);
+  const forwardedHeaders = { 'x-forwarded-proto': publicUrl.protocol.slice(0, -1), 'x-forwarded-host': publicUrl.host };
+  const required = config.tokens.required_scopes;
+
+  const refuse = (res: ServerResponse, access: Access, failure: AuthFailure) => {
+    const granted = access.principal?.scopes ?? new Set<string>();
+    const scope = failure.reason === 'insufficient_scope' ? stepUpScopes(granted, required) : required;
+    const challenge = challengeFor(failure.reason, { resourceMetadataUrl: metadata.url, scope });
+    access.outcome = challenge.status === 503 ? 'unavailable' : 'denied';
+    access.reason = failure.reason;
+    metrics.authFailure(failure.reason, failure.issuer ?? access.principal?.issuer);
+    sendJson(res, challenge.status, challenge.body, challenge.headers);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, access: Access, requestId: string) => {
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    const origin = req.headers.origin;
+
+    if (metadata.paths.has(path)) {
+      access.outcome = 'metadata';
+      if (req.method === 'GET' || req.method === 'HEAD') {
+        sendJson(res, 200, metadata.body, { ...METADATA_CORS_HEADERS, 'cache-control': 'public, max-age=300' });
+      } else if (req.method === 'OPTIONS') {
+        res.writeHead(204, { ...METADATA_CORS_HEADERS, 'content-length': '0' });
+        res.end();
+      } else {
+        sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD, OPTIONS' });
+      }
+      return;
+    }
+    if (req.method === 'OPTIONS' && origin !== undefined && req.headers['access-control-request-method'] !== undefined) {
+      access.outcome = 'preflight';
+      cors.preflight(origin, res);
+      return;
+    }
+    cors.decorate(origin, res);
+
+    try {
+      const token = extractBearerToken(req.rawHeaders, queryAt === -1 ? '' : url.slice(queryAt), config.tokens.max_token_bytes);
+      access.principal = await verifier.verify(token);
+      if (missingScopes(access.principal.scopes, required).length > 0) throw new AuthFailure('insufficient_scope');
+    } catch (error) {
+      if (!(error instanceof AuthFailure)) throw error;
+      refuse(res, access, error);
+      return;
+    }
+
+    const upstreamCredential = credential.headers();
+    if (!upstreamCredential.ok) {
+      access.outcome = 'unavailable';
+      access.reason = 'upstream_credential_unavailable';
+      logger.error({ request_id: requestId, problem: upstreamCredential.problem }, 'upstream credential unavailable');
+      sendJson(res, 503, { error: 'upstream_credential_unavailable', error_description: 'the proxy has no upstream credential' }, { 'retry-after': '5' });
+      return;
+    }
+    scrub(req.headers);
+    access.outcome = 'allowed';
+    access.upstream = await forwarder.forward(req, res, {
+      ...upstreamCredential.headers,
+      ...identity.headers(access.principal),
+      ...forwardedHeaders,
+      'x-forwarded-for': req.socket.remoteAddress ?? '',
+      'x-request-id': requestId,
+    });
+    if (access.upstream.failure && access.upstream.failure !== 'reset') access.outcome = 'upstream_error';
+  };
+
+  return (req, res) => {
+    const started = performance.now();
+    const inbound = req.headers['x-request-id'];
+    const requestId = typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID();
+    res.setHeader('x-request-id', requestId);
+    inFlight.track(req, res);
+    const access: Access = { outcome: 'denied' };
+    res.once('close', () => {
+      const status = res.headersSent ? res.statusCode : 0;
+      metrics.request(access.outcome, status);
+      const principal = access.principal;
+      logger.info(
+        {
+          request_id: requestId,
+          method: req.method,
+          path: (req.url ?? '/').split('?')[0],
+          status,
+          duration_ms: Math.round((performance.now() - started) * 10) / 10,
+          outcome: access.outcome,
+          reason: access.reason,
+          iss: principal?.issuer,
+          sub: principal?.subject,
+          client_id: principal?.clientId,
+          upstream_status: access.upstream?.upstreamStatus,
+          upstream_failure: access.upstream?.failure,
+          stream: access.upstream?.stream || undefined,
+          aborted: !res.writableFinished || undefined,
+        },
+        'request',
+      );
+    });
+    handle(req, res, access, requestId).catch((error: unknown) => {
+      logger.error({ request_id: requestId, err: error }, 'request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal_error' });
+      else res.destroy();
+    });
+  };
+}

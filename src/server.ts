@@ -1,0 +1,140 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdminServer } from './admin/admin-server.ts';
+import { TokenVerifier } from './auth/verifier.ts';
+import { ConfigError } from './config/errors.ts';
+import type { Config } from './config/schema.ts';
+import { InFlight } from './lifecycle/in-flight.ts';
+import { Readiness } from './lifecycle/readiness.ts';
+import { buildProtectedResourceMetadata } from './metadata/protected-resource.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { Metrics } from './observability/metrics.ts';
+import { Forwarder } from './proxy/forward.ts';
+import { createRequestPipeline } from './request-pipeline.ts';
+import { createUpstreamCredential } from './upstream/credential.ts';
+import { createIdentityHeaders } from './upstream/identity-headers.ts';
+
+/** Slow clients are cut while sending the request; responses (long streams) are not bounded by these. */
+const SERVER_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 } as const;
+const KEY_RETRY_MIN_MS = 1_000;
+const KEY_RETRY_MAX_MS = 30_000;
+
+export interface Warden {
+  /** Where the main listener is, e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  readonly adminUrl: string;
+  readonly readiness: Readiness;
+  readonly metrics: Metrics;
+  /** SIGTERM behaviour: not ready, stop accepting, let requests finish within the grace, close streams. */
+  shutdown(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly logger?: Logger;
+}
+
+/** The composition root: builds every part from the config, joins auth and proxy, and listens. */
+export async function startWarden(config: Config, options: StartOptions = {}): Promise<Warden> {
+  const logger = options.logger ?? createLogger(config.logging.level);
+  const credential = createUpstreamCredential(config.upstream.credential);
+  const initial = credential.headers();
+  if (!initial.ok) {
+    credential.close();
+    throw new ConfigError('config', [{ path: 'upstream.credential.value', message: initial.problem }]);
+  }
+  const metrics = new Metrics(config.authorization_servers.map((server) => server.issuer));
+  const verifier = new TokenVerifier(config, { onKeyFetch: (issuer, result, count) => metrics.keyFetch(issuer, result, count) });
+  const readiness = new Readiness(() => verifier.ready);
+  const inFlight = new InFlight();
+  const forwarder = new Forwarder({
+    target: config.upstream.url,
+    connectTimeoutMs: config.upstream.connect_timeout,
+    responseTimeoutMs: config.upstream.response_timeout,
+    onStreamStart: (req, end) => {
+      metrics.streamOpened();
+      req.socket.once('close', () => metrics.streamClosed());
+      if (req.method === 'GET') inFlight.standaloneStream(req, end);
+    },
+  });
+  const pipeline = createRequestPipeline({
+    config,
+    metadata: buildProtectedResourceMetadata(config),
+    verifier,
+    forwarder,
+    credential,
+    identity: createIdentityHeaders(config.upstream.identity_headers),
+    metrics,
+    logger,
+    inFlight,
+  });
+
+  const main = createServer(SERVER_LIMITS, pipeline);
+  const admin = createAdminServer(readiness, metrics);
+  await Promise.all([listen(main, config.listen.host, config.listen.port), listen(admin, config.admin.host, config.admin.port)]);
+  const url = baseUrl(main);
+  const adminUrl = baseUrl(admin);
+  logger.info({ url, admin_url: adminUrl, resource: config.resource.url, upstream: config.upstream.url }, 'listening');
+
+  const keyRetry = fetchKeysUntilReady(verifier, logger);
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = () =>
+    (shuttingDown ??= (async () => {
+      readiness.startDraining();
+      keyRetry.stop();
+      logger.info({ requests: inFlight.requests, streams: inFlight.streams, grace_ms: config.lifecycle.shutdown_grace }, 'draining');
+      const closed = Promise.all([once(main, 'close'), once(admin, 'close')]);
+      main.close();
+      main.closeIdleConnections();
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([inFlight.idle(), new Promise((resolve) => (grace = setTimeout(resolve, config.lifecycle.shutdown_grace)))]);
+      clearTimeout(grace);
+      inFlight.closeStreams();
+      // Ended streams flush on the next turn; whatever still holds a socket after that is cut.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      main.closeAllConnections();
+      admin.close();
+      admin.closeAllConnections();
+      await closed;
+      forwarder.close();
+      credential.close();
+      logger.info('stopped');
+    })());
+
+  return { url, adminUrl, readiness, metrics, shutdown };
+}
+
+/** Keeps trying to fetch every issuer's keys, with backoff, until all have them once. */
+function fetchKeysUntilReady(verifier: TokenVerifier, logger: Logger): { stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const attempt = async (delay: number) => {
+    const failures = await verifier.refreshKeys();
+    if (stopped) return;
+    for (const [issuer, error] of failures) logger.warn({ issuer, err: error.message, retry_ms: delay }, 'signing keys not available yet');
+    if (failures.size === 0 && verifier.ready) {
+      logger.info({ issuers: verifier.issuers }, 'signing keys loaded; ready');
+      return;
+    }
+    timer = setTimeout(() => void attempt(Math.min(delay * 2, KEY_RETRY_MAX_MS)), delay);
+    timer.unref();
+  };
+  void attempt(KEY_RETRY_MIN_MS);
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function listen(server: Server, host: string, port: number): Promise<void> {
+  server.listen(port, host);
+  await once(server, 'listening');
+}
+
+function baseUrl(server: Server): string {
+  const { address, port } = server.address() as AddressInfo;
+  return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+}

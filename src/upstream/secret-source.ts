@@ -1,0 +1,44 @@
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { describeSecretRef, type SecretRef } from '../config/secret-ref.ts';
+
+const FILE_POLL_MS = 2000;
+
+/** A secret's current value, or why there is none. Header-unsafe values count as none. */
+export type SecretValue = { ok: true; value: string } | { ok: false; problem: string };
+
+export interface SecretSource {
+  current(): SecretValue;
+  close(): void;
+}
+
+/**
+ * Reads a secret from the environment once, or from a file that is re-read when it changes: a
+ * Kubernetes Secret mounted as a volume is updated in place (a symlink swap, which stat polling sees
+ * and inotify on the old target does not), so rotation needs no restart.
+ */
+export function openSecretSource(ref: SecretRef): SecretSource {
+  if (ref.kind === 'env') {
+    const value = checked(process.env[ref.name], ref);
+    return { current: () => value, close: () => undefined };
+  }
+  const read = (): SecretValue => {
+    try {
+      return checked(readFileSync(ref.path, 'utf8').replace(/\r?\n$/, ''), ref);
+    } catch (error) {
+      return { ok: false, problem: `cannot read ${describeSecretRef(ref)} (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+    }
+  };
+  let value = read();
+  const listener = () => {
+    value = read();
+  };
+  watchFile(ref.path, { interval: FILE_POLL_MS, persistent: false }, listener);
+  return { current: () => value, close: () => unwatchFile(ref.path, listener) };
+}
+
+function checked(value: string | undefined, ref: SecretRef): SecretValue {
+  if (value === undefined || value === '') return { ok: false, problem: `${describeSecretRef(ref)} is empty or not set` };
+  // A secret goes into a header; CR, LF or other controls there would be header injection.
+  if (/[\x00-\x1f\x7f]/.test(value)) return { ok: false, problem: `${describeSecretRef(ref)} contains control characters` };
+  return { ok: true, value };
+}

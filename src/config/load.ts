@@ -16,7 +16,7 @@ export function loadConfigFile(path: string): Config {
 }
 
 export function parseConfigText(source: string, name = 'config'): Config {
-  const document = parseDocument(source, { prettyErrors: false, uniqueKeys: true });
+  const document = parseDocument(source, { prettyErrors: true, uniqueKeys: true });
   if (document.errors.length > 0) {
     throw new ConfigError(
       name,

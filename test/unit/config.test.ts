@@ -1,0 +1,113 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config/errors.ts';
+import { loadConfigFile, parseConfigText } from '../../src/config/load.ts';
+
+const minimal = `
+resource: { url: https://mcp.example.com/mcp }
+authorization_servers: [{ issuer: https://idp.example.com }]
+upstream: { url: http://127.0.0.1:3000 }
+`;
+
+function problemsOf(text: string): Array<{ path: string; message: string }> {
+  try {
+    parseConfigText(text);
+  } catch (error) {
+    if (error instanceof ConfigError) return [...error.problems];
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('fills safe defaults around the three required keys', () => {
+    const config = parseConfigText(minimal);
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(config.admin).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(config.tokens.clock_tolerance).toBe(30_000);
+    expect(config.tokens.jwks).toEqual({ timeout: 5000, cooldown: 30_000, refresh: 600_000 });
+    expect(config.authorization_servers[0]).toMatchObject({ algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'], require_at_jwt_typ: true });
+    expect(config.upstream.credential).toEqual({ type: 'none' });
+    expect(config.resource.root_metadata).toBe(true);
+    expect(config.lifecycle.shutdown_grace).toBe(10_000);
+  });
+
+  it('loads config.example.yaml', () => {
+    process.env.UPSTREAM_API_KEY = 'example-key';
+    const config = loadConfigFile(new URL('../../config.example.yaml', import.meta.url).pathname);
+    expect(config.resource.url).toBe('https://mcp.example.com/mcp');
+    expect(config.upstream.credential).toEqual({ type: 'header', name: 'X-API-Key', value: { kind: 'env', name: 'UPSTREAM_API_KEY' } });
+  });
+
+  it('reports every problem at once, each with its YAML path', () => {
+    const problems = problemsOf(`
+listen: { port: 99999, colour: blue }
+resource: { url: not-a-url, scopes_supported: [offline_access] }
+authorization_servers: [{ issuer: https://idp.example.com, algorithms: [none, HS256] }]
+tokens: { clock_tolerance: 5 minutes }
+upstream: { url: http://127.0.0.1:3000, credential: { type: bearer, value: hunter2 } }
+`);
+    const paths = problems.map((problem) => problem.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'listen.port',
+        'listen.colour',
+        'resource.url',
+        'resource.scopes_supported[0]',
+        'authorization_servers[0].algorithms[0]',
+        'authorization_servers[0].algorithms[1]',
+        'tokens.clock_tolerance',
+        'upstream.credential.value',
+      ]),
+    );
+    expect(problems.find((problem) => problem.path === 'listen.colour')?.message).toBe('unknown key');
+    expect(problems.find((problem) => problem.path === 'upstream.credential.value')?.message).toMatch(/never written in the config/);
+  });
+
+  it('names the missing required keys', () => {
+    const paths = problemsOf('logging: { level: info }').map((problem) => problem.path);
+    expect(paths).toEqual(expect.arrayContaining(['resource', 'authorization_servers', 'upstream']));
+  });
+
+  it('substitutes ${env:NAME} and ${file:/path} in settings, and reports unresolved references', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-config-'));
+    writeFileSync(join(dir, 'issuer'), 'https://idp.example.com/realms/from-file\n');
+    process.env.WARDEN_TEST_HOST = 'mcp.example.com';
+    const config = parseConfigText(`
+resource: { url: "https://\${env:WARDEN_TEST_HOST}/mcp" }
+authorization_servers: [{ issuer: "\${file:${join(dir, 'issuer')}}" }]
+upstream: { url: http://127.0.0.1:3000 }
+`);
+    expect(config.resource.url).toBe('https://mcp.example.com/mcp');
+    expect(config.authorization_servers[0]!.issuer).toBe('https://idp.example.com/realms/from-file');
+    const problems = problemsOf(minimal.replace('https://idp.example.com', '"${env:WARDEN_TEST_UNSET}"'));
+    expect(problems).toEqual([{ path: 'authorization_servers[0].issuer', message: 'environment variable WARDEN_TEST_UNSET is not set' }]);
+  });
+
+  it('parses durations with units and refuses a clock tolerance over 60s', () => {
+    const config = parseConfigText(`${minimal}\ntokens: { clock_tolerance: 250ms }\nlifecycle: { shutdown_grace: 2m }`);
+    expect(config.tokens.clock_tolerance).toBe(250);
+    expect(config.lifecycle.shutdown_grace).toBe(120_000);
+    expect(problemsOf(`${minimal}\ntokens: { clock_tolerance: 5m }`)[0]).toMatchObject({ path: 'tokens.clock_tolerance' });
+  });
+
+  it('refuses plain http for non-loopback resource and issuer URLs unless insecure_allow_http is set', () => {
+    const text = minimal.replace('https://mcp.example.com/mcp', 'http://mcp.example.com/mcp').replace('https://idp.example.com', 'http://idp.example.com');
+    expect(problemsOf(text).map((problem) => problem.path)).toEqual(['resource.url', 'authorization_servers[0].issuer']);
+    expect(parseConfigText(`${text}\ninsecure_allow_http: true`).resource.url).toBe('http://mcp.example.com/mcp');
+    expect(parseConfigText(minimal.replace('https://idp.example.com', 'http://127.0.0.1:9000')).authorization_servers).toHaveLength(1);
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    expect(problemsOf('resource: [unclosed\n')[0]!.path).toMatch(/^line \d+, column \d+$/);
+    expect(problemsOf('')).toEqual([{ path: '', message: 'the config is empty' }]);
+  });
+
+  it('refuses duplicate keys and duplicate issuers', () => {
+    expect(problemsOf(`${minimal}\nresource: { url: https://other.example.com }`)[0]!.message).toMatch(/invalid YAML/);
+    const twice = minimal.replace('[{ issuer: https://idp.example.com }]', '[{ issuer: https://idp.example.com }, { issuer: https://idp.example.com }]');
+    expect(problemsOf(twice)).toEqual([{ path: 'authorization_servers[1].issuer', message: 'this issuer is listed twice' }]);
+  });
+});

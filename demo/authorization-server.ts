@@ -1,0 +1,145 @@
+// A real OAuth 2.1 authorization server for the demo and the tests: oidc-provider on 127.0.0.1, with
+// dynamic client registration, authorization code + PKCE, RFC 8707 resource indicators issuing RFC 9068
+// JWT access tokens, and interactions that approve at once (every user is demo-user, no form).
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import Provider, { errors, type Configuration } from 'oidc-provider';
+
+export interface StartedAuthorizationServer {
+  /** The issuer identifier: this server's origin, no trailing slash. */
+  readonly issuer: string;
+  /** The key access tokens are signed with; tests sign defective tokens with it. */
+  readonly signingKey: { readonly privateJwk: JWK; readonly publicJwk: JWK; readonly kid: string; readonly alg: 'RS256' };
+  /** An access token for `resource` by the client credentials grant of a pre-registered client. */
+  mintToken(options: { resource: string; scope?: string }): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface AuthorizationServerOptions {
+  /** Resource indicator → the scopes a token for it may carry. Any other resource is invalid_target. */
+  readonly resources: Readonly<Record<string, { readonly scopes: readonly string[] }>>;
+  readonly port?: number;
+  readonly accessTokenTtlSeconds?: number;
+}
+
+const MINTER = { client_id: 'warden-test-minter', client_secret: randomBytes(24).toString('base64url') };
+export const DEMO_ACCOUNT = 'demo-user';
+
+export async function startAuthorizationServer(options: AuthorizationServerOptions): Promise<StartedAuthorizationServer> {
+  const server = createServer();
+  server.listen(options.port ?? 0, '127.0.0.1');
+  await once(server, 'listening');
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const kid = `rs-${randomBytes(6).toString('hex')}`;
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const privateJwk: JWK = { ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' };
+  const publicJwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
+  const resourceScopes = [...new Set(Object.values(options.resources).flatMap((resource) => resource.scopes))];
+
+  const configuration: Configuration = {
+    jwks: { keys: [privateJwk] },
+    clients: [{ ...MINTER, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }],
+    scopes: ['openid', ...resourceScopes],
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    findAccount: async (_ctx, accountId) => ({ accountId, claims: async () => ({ sub: accountId }) }),
+    interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    pkce: { required: () => true },
+    // MCP clients register for refresh tokens without asking for offline_access; honour that.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    ttl: {
+      AccessToken: options.accessTokenTtlSeconds ?? 600,
+      ClientCredentials: options.accessTokenTtlSeconds ?? 600,
+      AuthorizationCode: 60,
+      Interaction: 600,
+      Session: 86_400,
+      Grant: 86_400,
+      RefreshToken: 86_400,
+      IdToken: 3600,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      registration: { enabled: true },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (_ctx, _client, oneOf) => oneOf ?? undefined,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx, resourceIndicator) => {
+          const resource = options.resources[resourceIndicator];
+          if (!resource) throw new errors.InvalidTarget();
+          return {
+            scope: resource.scopes.join(' '),
+            audience: resourceIndicator,
+            accessTokenTTL: options.accessTokenTtlSeconds ?? 600,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
+    },
+  };
+  const provider = new Provider(issuer, configuration);
+  const callback = provider.callback();
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.url?.startsWith('/interaction/')) {
+      approve(provider, req, res).catch((error: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`interaction failed: ${(error as Error).message}`);
+      });
+      return;
+    }
+    void callback(req, res);
+  });
+
+  return {
+    issuer,
+    signingKey: { privateJwk, publicJwk, kid, alg: 'RS256' },
+    async mintToken({ resource, scope }) {
+      const body = new URLSearchParams({ grant_type: 'client_credentials', resource });
+      if (scope) body.set('scope', scope);
+      const response = await fetch(`${issuer}/token`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${MINTER.client_id}:${MINTER.client_secret}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body,
+      });
+      const json = (await response.json()) as { access_token?: string; error?: string; error_description?: string };
+      if (!json.access_token) throw new Error(`token request failed: ${json.error} ${json.error_description ?? ''}`);
+      return json.access_token;
+    },
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+/** Logs the user in as demo-user and grants what the client asked for, with no page in between. */
+async function approve(provider: Provider, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const details = await provider.interactionDetails(req, res);
+  if (details.prompt.name === 'login') {
+    await provider.interactionFinished(req, res, { login: { accountId: DEMO_ACCOUNT } }, { mergeWithLastSubmission: false });
+    return;
+  }
+  const grant = details.grantId
+    ? (await provider.Grant.find(details.grantId))!
+    : new provider.Grant({ accountId: details.session!.accountId, clientId: details.params.client_id as string });
+  const missing = details.prompt.details as {
+    missingOIDCScope?: string[];
+    missingOIDCClaims?: string[];
+    missingResourceScopes?: Record<string, string[]>;
+  };
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+}

@@ -1,0 +1,19 @@
+// Runs the official MCP SDK client through the whole OAuth flow against the demo, then calls tools.
+// `npm run demo:client` (with `npm run demo` running), or pass an MCP URL.
+import { decodeJwt } from 'jose';
+import { connectWithOAuth } from './oauth-client.ts';
+
+const url = process.argv[2] ?? `http://127.0.0.1:${process.env.DEMO_WARDEN_PORT ?? 8080}/mcp`;
+const connection = await connectWithOAuth(url, { clientName: 'mcp-warden demo client' });
+const claims = decodeJwt(connection.accessToken);
+console.log(`authorized: sub=${claims.sub} client_id=${claims.client_id} aud=${JSON.stringify(claims.aud)} scope="${claims.scope}"`);
+
+const { tools } = await connection.client.listTools();
+console.log(`tools: ${tools.map((tool) => tool.name).join(', ')}`);
+const echo = await connection.client.callTool({ name: 'echo', arguments: { text: 'hello through mcp-warden' } });
+console.log(`echo -> ${JSON.stringify(echo.content)}`);
+const countdown = await connection.client.callTool({ name: 'countdown', arguments: { steps: 3, interval_ms: 300 } }, undefined, {
+  onprogress: (progress) => console.log(`  progress ${progress.progress}/${progress.total ?? '?'} (${progress.message})`),
+});
+console.log(`countdown -> ${JSON.stringify(countdown.content)}`);
+await connection.close();

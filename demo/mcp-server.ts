@@ -1,0 +1,135 @@
+// A small real MCP server built with the official SDK, with no auth code at all: what mcp-warden
+// protects in the demo and the tests. Streamable HTTP with sessions, bound to 127.0.0.1. It records
+// every request it receives, so tests can prove what did (and did not) get through.
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly rawHeaders: readonly string[];
+  readonly at: number;
+}
+
+export interface StartedMcpServer {
+  /** http://127.0.0.1:PORT */
+  readonly origin: string;
+  /** origin + /mcp */
+  readonly url: string;
+  /** Every request that reached this server, in order, recorded before anything else looks at it. */
+  readonly requests: RecordedRequest[];
+  close(): Promise<void>;
+}
+
+const MAX_BODY_BYTES = 1024 * 1024;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function buildServer(): McpServer {
+  const server = new McpServer({ name: 'mcp-warden-demo-upstream', version: '1.0.0' });
+  server.registerTool('echo', { description: 'Returns the text it is given.', inputSchema: { text: z.string() } }, async ({ text }) => ({
+    content: [{ type: 'text', text }],
+  }));
+  server.registerTool(
+    'countdown',
+    {
+      description: 'Sends `steps` progress notifications `interval_ms` apart, each saying when it was sent, then returns "done".',
+      inputSchema: { steps: z.number().int().min(1).max(100), interval_ms: z.number().int().min(0).max(10_000) },
+    },
+    async ({ steps, interval_ms }, extra) => {
+      const progressToken = extra._meta?.progressToken;
+      for (let step = 1; step <= steps; step += 1) {
+        await sleep(interval_ms);
+        if (progressToken !== undefined) {
+          await extra.sendNotification({
+            method: 'notifications/progress',
+            params: { progressToken, progress: step, total: steps, message: `sentAt=${Date.now()}` },
+          });
+        }
+      }
+      return { content: [{ type: 'text', text: 'done' }] };
+    },
+  );
+  server.registerTool('slow', { description: 'Waits `ms` milliseconds, then answers.', inputSchema: { ms: z.number().int().min(0).max(60_000) } }, async ({ ms }) => {
+    await sleep(ms);
+    return { content: [{ type: 'text', text: `slept ${ms}` }] };
+  });
+  return server;
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new Error('body too large');
+    chunks.push(chunk as Buffer);
+  }
+  return size === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+function jsonRpcError(res: ServerResponse, status: number, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null }));
+}
+
+export async function startMcpServer(options: { port?: number } = {}): Promise<StartedMcpServer> {
+  const requests: RecordedRequest[] = [];
+  const transports = new Map<string, StreamableHTTPServerTransport>();
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    if ((req.url ?? '/').split('?')[0] !== '/mcp') {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found');
+      return;
+    }
+    const sessionId = req.headers['mcp-session-id'];
+    const existing = typeof sessionId === 'string' ? transports.get(sessionId) : undefined;
+    if (req.method !== 'POST') {
+      if (!existing) return jsonRpcError(res, sessionId ? 404 : 400, sessionId ? 'Session not found' : 'Mcp-Session-Id required');
+      return existing.handleRequest(req, res);
+    }
+    const body = await readJson(req);
+    if (existing) return existing.handleRequest(req, res, body);
+    if (sessionId) return jsonRpcError(res, 404, 'Session not found');
+    if (!isInitializeRequest(body)) return jsonRpcError(res, 400, 'No session: the first request must be initialize');
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => void transports.set(id, transport),
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) transports.delete(transport.sessionId);
+    };
+    await buildServer().connect(transport);
+    await transport.handleRequest(req, res, body);
+  };
+
+  const server = createServer((req, res) => {
+    requests.push({ method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers }, rawHeaders: [...req.rawHeaders], at: Date.now() });
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) jsonRpcError(res, 500, (error as Error).message);
+      else res.destroy();
+    });
+  });
+  server.listen(options.port ?? 0, '127.0.0.1');
+  await once(server, 'listening');
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    origin,
+    url: `${origin}/mcp`,
+    requests,
+    async close() {
+      await Promise.all([...transports.values()].map((transport) => transport.close().catch(() => undefined)));
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}

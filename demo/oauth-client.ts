@@ -1,0 +1,130 @@
+// The official MCP SDK client doing the real OAuth flow, scripted: the "browser" is a redirect walker
+// that carries cookies and stops at the redirect URI. Used by `npm run demo:client` and the tests.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+
+/** Never served: the walker stops when a redirect points here and reads the code from it. */
+const REDIRECT_URI = 'http://127.0.0.1:1/callback';
+const MAX_HOPS = 20;
+
+export interface OAuthConnection {
+  readonly client: Client;
+  readonly transport: StreamableHTTPClientTransport;
+  readonly accessToken: string;
+  close(): Promise<void>;
+}
+
+/** An in-memory OAuthClientProvider whose user agent is `followAuthorizationRedirects`. */
+class ScriptedProvider implements OAuthClientProvider {
+  #client: OAuthClientInformationMixed | undefined;
+  #tokens: OAuthTokens | undefined;
+  #verifier = '';
+  code: Promise<string> | undefined;
+  readonly #metadata: OAuthClientMetadata;
+
+  constructor(clientName: string, scope: string | undefined) {
+    this.#metadata = {
+      client_name: clientName,
+      redirect_uris: [REDIRECT_URI],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+      ...(scope ? { scope } : {}),
+    };
+  }
+
+  get redirectUrl(): string {
+    return REDIRECT_URI;
+  }
+
+  get clientMetadata(): OAuthClientMetadata {
+    return this.#metadata;
+  }
+
+  clientInformation(): OAuthClientInformationMixed | undefined {
+    return this.#client;
+  }
+
+  saveClientInformation(information: OAuthClientInformationMixed): void {
+    this.#client = information;
+  }
+
+  tokens(): OAuthTokens | undefined {
+    return this.#tokens;
+  }
+
+  saveTokens(tokens: OAuthTokens): void {
+    this.#tokens = tokens;
+  }
+
+  redirectToAuthorization(authorizationUrl: URL): void {
+    this.code = followAuthorizationRedirects(authorizationUrl, REDIRECT_URI);
+  }
+
+  saveCodeVerifier(verifier: string): void {
+    this.#verifier = verifier;
+  }
+
+  codeVerifier(): string {
+    return this.#verifier;
+  }
+}
+
+/**
+ * Walks an authorization request the way a browser would, keeping cookies by name, until a redirect
+ * targets `redirectUri`; returns its `code`, or throws with the `error` it carries.
+ */
+export async function followAuthorizationRedirects(authorizationUrl: URL, redirectUri: string): Promise<string> {
+  const cookies = new Map<string, string>();
+  let url = authorizationUrl;
+  for (let hop = 0; hop < MAX_HOPS; hop += 1) {
+    const response = await fetch(url, {
+      redirect: 'manual',
+      headers: cookies.size ? { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') } : {},
+    });
+    for (const line of response.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const at = pair!.indexOf('=');
+      if (at > 0) cookies.set(pair!.slice(0, at).trim(), pair!.slice(at + 1).trim());
+    }
+    const location = response.headers.get('location');
+    await response.body?.cancel();
+    if (!location) throw new Error(`authorization stopped at ${url.origin}${url.pathname} with status ${response.status}`);
+    const next = new URL(location, url);
+    if (next.href.startsWith(redirectUri)) {
+      const code = next.searchParams.get('code');
+      if (code) return code;
+      throw new Error(`authorization refused: ${next.searchParams.get('error')} ${next.searchParams.get('error_description') ?? ''}`);
+    }
+    url = next;
+  }
+  throw new Error(`authorization did not reach ${redirectUri} within ${MAX_HOPS} redirects`);
+}
+
+/**
+ * Connects the SDK client to `mcpUrl`: the first attempt meets the 401, the SDK discovers the metadata,
+ * registers and starts the authorization; the walker gets the code, the SDK exchanges it, and the
+ * second attempt connects with the token.
+ */
+export async function connectWithOAuth(mcpUrl: string, options: { clientName?: string; scope?: string } = {}): Promise<OAuthConnection> {
+  const provider = new ScriptedProvider(options.clientName ?? 'mcp-warden scripted client', options.scope);
+  const first = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+  try {
+    await new Client({ name: 'probe', version: '1.0.0' }).connect(first);
+    throw new Error(`${mcpUrl} did not ask for authorization`);
+  } catch (error) {
+    if (!(error instanceof UnauthorizedError) || !provider.code) throw error;
+  }
+  await first.finishAuth(await provider.code);
+  const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+  const client = new Client({ name: options.clientName ?? 'mcp-warden scripted client', version: '1.0.0' });
+  await client.connect(transport);
+  return {
+    client,
+    transport,
+    accessToken: provider.tokens()!.access_token,
+    close: () => client.close(),
+  };
+}

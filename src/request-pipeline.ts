@@ -124,7 +124,14 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     res.setHeader('x-request-id', requestId);
     inFlight.track(req, res);
     const access: Access = { outcome: 'denied' };
-    res.once('close', () => {
+    const closed = new Promise((resolve) => res.once('close', resolve));
+    const handled = handle(req, res, access, requestId).catch((error: unknown) => {
+      logger.error({ request_id: requestId, err: error }, 'request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal_error' });
+      else res.destroy();
+    });
+    // The line is written once both the response is over and the pipeline knows how it went.
+    void Promise.all([handled, closed]).then(() => {
       const status = res.headersSent ? res.statusCode : 0;
       metrics.request(access.outcome, status);
       const principal = access.principal;
@@ -147,11 +154,6 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
         },
         'request',
       );
-    });
-    handle(req, res, access, requestId).catch((error: unknown) => {
-      logger.error({ request_id: requestId, err: error }, 'request failed');
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal_error' });
-      else res.destroy();
     });
   };
 }

@@ -139,11 +139,20 @@ describe('upstream faults', () => {
 
   const get = (path: string) => fetch(new URL(path, stack.mcpUrl), { headers: { authorization: `Bearer ${token}` } });
 
-  it('turns an upstream 401 into a 502 and drops the upstream challenge', async () => {
+  it('turns an upstream 401 into a 502, drops the upstream challenge, and logs both statuses', async () => {
     const response = await get('/unauthorized');
     expect(response.status).toBe(502);
     expect(response.headers.get('www-authenticate')).toBeNull();
     expect(await response.json()).toEqual({ error: 'upstream_auth_failed', error_description: 'the upstream server refused the proxy credential' });
+    const requestId = response.headers.get('x-request-id');
+    await waitFor(() => stack.logs.some((log) => log.request_id === requestId), 'access log line');
+    expect(stack.logs.find((log) => log.request_id === requestId)).toMatchObject({
+      status: 502,
+      outcome: 'upstream_error',
+      upstream_status: 401,
+      upstream_failure: 'upstream_auth',
+      sub: expect.any(String),
+    });
   });
 
   it('answers 504 when the upstream sends no headers within response_timeout', async () => {
@@ -153,8 +162,10 @@ describe('upstream faults', () => {
     expect(performance.now() - started).toBeLessThan(2000);
   });
 
-  it('does not cut a stream that is quiet for longer than response_timeout', async () => {
+  it('sends stream headers at once, and does not cut a stream quiet for longer than response_timeout', async () => {
+    const started = performance.now();
     const response = await get('/idle-stream');
+    expect(performance.now() - started).toBeLessThan(300);
     expect(response.status).toBe(200);
     expect(response.headers.get('x-accel-buffering')).toBe('no');
     expect(await response.text()).toBe('data: late\n\n');

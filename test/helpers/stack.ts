@@ -24,9 +24,9 @@ type RawConfig = Record<string, unknown>;
  * Real parts on 127.0.0.1: oidc-provider, the SDK MCP server, and mcp-warden in front. The warden
  * listens first so that its URL (and so the resource, which tokens are minted for) is known.
  */
-export async function startStack(overrides: (base: RawConfig) => RawConfig = (base) => base): Promise<Stack> {
+export async function startStack(overrides: (base: RawConfig) => RawConfig = (base) => base, options: { port?: number } = {}): Promise<Stack> {
   const mcp = await startMcpServer();
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const mcpUrl = `http://127.0.0.1:${port}/mcp`;
   const as = await startAuthorizationServer({ resources: { [mcpUrl]: { scopes: SCOPES }, 'http://127.0.0.1:1/other': { scopes: SCOPES } } });
   const config = validateConfig(

@@ -156,7 +156,9 @@ lifecycle: { shutdown_grace: ${grace / 1000}s }
     const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
     child.kill('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect((await fetch(`${adminUrl}/readyz`).catch(() => ({ status: 0 }))).status).not.toBe(200);
+    const readiness = await fetch(`${adminUrl}/readyz`);
+    expect(readiness.status).toBe(503);
+    expect(await readiness.json()).toEqual({ status: 'draining' });
 
     const result = await message(await slowCall);
     expect(result.result?.content?.[0]?.text).toBe('slept 1000');

@@ -43,6 +43,15 @@ describe('the official SDK client through mcp-warden, with a real OAuth flow', (
     for (const delay of delays) expect(delay).toBeLessThan(50);
   });
 
+  it('passes DELETE and the session header through to end the session', async () => {
+    const sessionId = connection.transport.sessionId;
+    expect(sessionId).toBeTruthy();
+    const before = stack.mcp.requests.length;
+    await connection.transport.terminateSession();
+    const deleted = stack.mcp.requests.slice(before).find((request) => request.method === 'DELETE');
+    expect(deleted?.headers['mcp-session-id']).toBe(sessionId);
+  });
+
   it('never shows the upstream the client token, and forwards nothing it refused', () => {
     expect(stack.mcp.requests.length).toBeGreaterThan(0);
     for (const request of stack.mcp.requests) {

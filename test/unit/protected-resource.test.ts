@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/load.ts';
+import { buildProtectedResourceMetadata } from '../../src/metadata/protected-resource.ts';
+
+const configFor = (url: string, extra: Record<string, unknown> = {}) =>
+  validateConfig({
+    resource: { url, ...extra },
+    authorization_servers: [{ issuer: 'https://idp.example.com' }, { issuer: 'https://other.example.com/t1' }],
+    upstream: { url: 'http://127.0.0.1:3000' },
+  });
+
+describe('protected resource metadata', () => {
+  it('inserts the well-known suffix between host and path (RFC 9728 §3)', () => {
+    const metadata = buildProtectedResourceMetadata(configFor('https://mcp.example.com/public/mcp'));
+    expect([...metadata.paths]).toEqual(['/.well-known/oauth-protected-resource/public/mcp', '/.well-known/oauth-protected-resource']);
+    expect(metadata.url).toBe('https://mcp.example.com/.well-known/oauth-protected-resource/public/mcp');
+  });
+
+  it('serves only the path-inserted form when root_metadata is off', () => {
+    const metadata = buildProtectedResourceMetadata(configFor('https://mcp.example.com/mcp', { root_metadata: false }));
+    expect([...metadata.paths]).toEqual(['/.well-known/oauth-protected-resource/mcp']);
+  });
+
+  it('uses the root form for a resource without a path', () => {
+    const metadata = buildProtectedResourceMetadata(configFor('https://mcp.example.com'));
+    expect([...metadata.paths]).toEqual(['/.well-known/oauth-protected-resource']);
+    expect(metadata.url).toBe('https://mcp.example.com/.well-known/oauth-protected-resource');
+  });
+
+  it('keeps resource byte-exact and omits empty members', () => {
+    const metadata = buildProtectedResourceMetadata(configFor('https://MCP.example.com:443/mcp'));
+    expect(JSON.parse(metadata.body)).toEqual({
+      resource: 'https://MCP.example.com:443/mcp',
+      authorization_servers: ['https://idp.example.com', 'https://other.example.com/t1'],
+      bearer_methods_supported: ['header'],
+    });
+  });
+});

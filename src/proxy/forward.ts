@@ -41,7 +41,8 @@ const RESPONSE_TIMEOUT = 'ERESPONSE_TIMEOUT';
  * breaks mid-stream breaks the client's stream too instead of leaving it hanging.
  */
 export class Forwarder {
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+  // As many idle sockets kept as may be open: a smaller pool reconnects on every burst past it.
+  readonly #agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 });
   readonly #proxy;
   readonly #exchanges = new WeakMap<IncomingMessage, Exchange>();
   readonly #options: ForwarderOptions;

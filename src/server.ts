@@ -51,9 +51,9 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     target: config.upstream.url,
     connectTimeoutMs: config.upstream.connect_timeout,
     responseTimeoutMs: config.upstream.response_timeout,
-    onStreamStart: (req, end) => {
+    onStreamStart: (req, res, end) => {
       metrics.streamOpened();
-      req.socket.once('close', () => metrics.streamClosed());
+      res.once('close', () => metrics.streamClosed());
       if (req.method === 'GET') inFlight.standaloneStream(req, end);
     },
   });

@@ -56,8 +56,9 @@ export class Metrics {
     for (const reason of AUTH_FAILURE_REASONS) this.#authFailures.inc({ reason, issuer: UNKNOWN_ISSUER }, 0);
   }
 
+  /** `status` is 0 when the client went away before any response began. */
   request(outcome: Outcome, status: number): void {
-    this.#requests.inc({ outcome, status_class: `${Math.floor(status / 100)}xx` });
+    this.#requests.inc({ outcome, status_class: status > 0 ? `${Math.floor(status / 100)}xx` : 'none' });
   }
 
   authFailure(reason: AuthFailureReason, issuer: string | undefined): void {

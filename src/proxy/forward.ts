@@ -20,7 +20,7 @@ export interface ForwarderOptions {
   /** Time to the upstream's response headers; a stream that has started is not cut by it. */
   readonly responseTimeoutMs: number;
   /** Called when an event-stream response starts, with a function that ends it cleanly. */
-  readonly onStreamStart?: (req: IncomingMessage, end: () => void) => void;
+  readonly onStreamStart?: (req: IncomingMessage, res: ServerResponse, end: () => void) => void;
 }
 
 interface Exchange {
@@ -105,7 +105,7 @@ export class Forwarder {
     if (isEventStream(proxyRes.headers)) {
       exchange.stream = true;
       headers['x-accel-buffering'] = 'no';
-      this.#options.onStreamStart?.(req, () => {
+      this.#options.onStreamStart?.(req, res, () => {
         exchange.closing = true;
         proxyRes.unpipe(res);
         res.end();

@@ -43,6 +43,14 @@ describe('the official SDK client through mcp-warden, with a real OAuth flow', (
     for (const delay of delays) expect(delay).toBeLessThan(50);
   });
 
+  it('counts the standalone GET stream as the one stream left open once the calls are answered', async () => {
+    await connection.client.callTool({ name: 'countdown', arguments: { steps: 1, interval_ms: 0 } });
+    const openStreams = async () => /^mcp_warden_open_streams (\d+)$/m.exec(await (await fetch(`${stack.warden.adminUrl}/metrics`)).text())?.[1];
+    const deadline = Date.now() + 2000;
+    while ((await openStreams()) !== '1' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await openStreams()).toBe('1');
+  });
+
   it('passes DELETE and the session header through to end the session', async () => {
     const sessionId = connection.transport.sessionId;
     expect(sessionId).toBeTruthy();

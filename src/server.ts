@@ -3,8 +3,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.ts';
 import { TokenVerifier } from './auth/verifier.ts';
-import { ConfigError } from './config/errors.ts';
+import { ConfigError, type ConfigProblem } from './config/errors.ts';
 import type { Config } from './config/schema.ts';
+import { openSecretSource, type SecretSource } from './config/secret-source.ts';
 import { InFlight } from './lifecycle/in-flight.ts';
 import { Readiness } from './lifecycle/readiness.ts';
 import { buildProtectedResourceMetadata } from './metadata/protected-resource.ts';
@@ -12,7 +13,7 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
 import { Forwarder } from './proxy/forward.ts';
 import { createRequestPipeline } from './request-pipeline.ts';
-import { createUpstreamCredential } from './upstream/credential.ts';
+import { createUpstreamCredential, type UpstreamCredential } from './upstream/credential.ts';
 import { createIdentityHeaders } from './upstream/identity-headers.ts';
 
 /** Slow clients are cut while sending the request; responses (long streams) are not bounded by these. */
@@ -38,13 +39,26 @@ export interface StartOptions {
 export async function startWarden(config: Config, options: StartOptions = {}): Promise<Warden> {
   const logger = options.logger ?? createLogger(config.logging.level);
   const credential = createUpstreamCredential(config.upstream.credential);
-  const initial = credential.headers();
-  if (!initial.ok) {
+  const introspectionSecrets = new Map<string, SecretSource>();
+  config.authorization_servers.forEach((server) => {
+    if (server.introspection) introspectionSecrets.set(server.issuer, openSecretSource(server.introspection.client_secret));
+  });
+  const closeSecrets = () => {
     credential.close();
-    throw new ConfigError('config', [{ path: 'upstream.credential.value', message: initial.problem }]);
+    for (const source of introspectionSecrets.values()) source.close();
+  };
+  const missing = missingSecrets(config, credential, introspectionSecrets);
+  if (missing.length > 0) {
+    closeSecrets();
+    throw new ConfigError('config', missing);
   }
   const metrics = new Metrics(config.authorization_servers.map((server) => server.issuer));
-  const verifier = new TokenVerifier(config, { onKeyFetch: (issuer, result, count) => metrics.keyFetch(issuer, result, count) });
+  const verifier = new TokenVerifier(config, introspectionSecrets, {
+    onKeyFetch: (issuer, result, count) => metrics.keyFetch(issuer, result, count),
+    onIntrospection: (issuer, result, seconds) => metrics.introspection(issuer, result, seconds),
+    onCacheLookup: (issuer, lookup) => metrics.cacheLookup(issuer, lookup),
+  });
+  metrics.countCachedTokens(() => verifier.cachedTokens);
   const readiness = new Readiness(() => verifier.ready);
   const inFlight = new InFlight();
   const forwarder = new Forwarder({
@@ -98,23 +112,35 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       admin.closeAllConnections();
       await closed;
       forwarder.close();
-      credential.close();
+      closeSecrets();
       logger.info('stopped');
     })());
 
   return { url, adminUrl, readiness, metrics, shutdown };
 }
 
-/** Keeps trying to fetch every issuer's keys, with backoff, until all have them once. */
+/** Secrets the config names that cannot be read now: the process must not start without them. */
+function missingSecrets(config: Config, credential: UpstreamCredential, introspection: ReadonlyMap<string, SecretSource>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const upstream = credential.headers();
+  if (!upstream.ok) problems.push({ path: 'upstream.credential.value', message: upstream.problem });
+  config.authorization_servers.forEach((server, index) => {
+    const secret = introspection.get(server.issuer)?.current();
+    if (secret && !secret.ok) problems.push({ path: `authorization_servers[${index}].introspection.client_secret`, message: secret.problem });
+  });
+  return problems;
+}
+
+/** Keeps trying to fetch every issuer's keys and introspection endpoint, with backoff, until all are known. */
 function fetchKeysUntilReady(verifier: TokenVerifier, logger: Logger): { stop(): void } {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const attempt = async (delay: number) => {
-    const failures = await verifier.refreshKeys();
+    const failures = await verifier.prepare();
     if (stopped) return;
-    for (const [issuer, error] of failures) logger.warn({ issuer, err: error.message, retry_ms: delay }, 'signing keys not available yet');
+    for (const [issuer, error] of failures) logger.warn({ issuer, err: error.message, retry_ms: delay }, 'verifier not ready yet');
     if (failures.size === 0 && verifier.ready) {
-      logger.info({ issuers: verifier.issuers }, 'signing keys loaded; ready');
+      logger.info({ issuers: verifier.issuers }, 'verifiers ready');
       return;
     }
     timer = setTimeout(() => void attempt(Math.min(delay * 2, KEY_RETRY_MAX_MS)), delay);

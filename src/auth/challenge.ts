@@ -27,6 +27,7 @@ export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
   expired: { status: 401, error: 'invalid_token', description: 'token expired' },
   not_yet_valid: { status: 401, error: 'invalid_token', description: 'token not yet valid' },
   missing_claim: { status: 401, error: 'invalid_token', description: 'token lacks a required claim' },
+  inactive: { status: 401, error: 'invalid_token', description: 'token is not active' },
   insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'token lacks a required scope' },
   verifier_unavailable: { status: 503, description: 'token verification temporarily unavailable' },
 };

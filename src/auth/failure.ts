@@ -18,6 +18,7 @@ export const AUTH_FAILURE_REASONS = [
   'expired',
   'not_yet_valid',
   'missing_claim',
+  'inactive',
   'insufficient_scope',
   'verifier_unavailable',
 ] as const;

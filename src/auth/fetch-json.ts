@@ -16,25 +16,37 @@ export class FetchFailure extends Error {
 export interface FetchJsonOptions {
   readonly timeoutMs: number;
   readonly maxBytes: number;
+  /** A form POST (introspection); GET when absent. Never part of an error message: it may hold a token. */
+  readonly form?: { readonly body: string; readonly headers: Readonly<Record<string, string>> };
 }
 
 /**
- * GETs a JSON document from an authorization server: redirects are not followed (a 3xx is an error),
- * the whole exchange is bounded by a timeout, and the body by a size cap checked while it streams in.
+ * Fetches a JSON document from an authorization server: redirects are not followed (a 3xx is an error,
+ * so credentials never travel to another origin), the whole exchange is bounded by a timeout, and the
+ * body by a size cap checked while it streams in.
  */
 export async function fetchJson(url: string, options: FetchJsonOptions): Promise<unknown> {
   const signal = AbortSignal.timeout(options.timeoutMs);
+  const verb = options.form ? 'POST' : 'GET';
   let response: Awaited<ReturnType<typeof request>>;
   try {
-    response = await request(url, { method: 'GET', headers: { accept: 'application/json' }, signal });
+    response = await request(url, {
+      method: verb,
+      headers: {
+        accept: 'application/json',
+        ...(options.form ? { 'content-type': 'application/x-www-form-urlencoded', ...options.form.headers } : {}),
+      },
+      ...(options.form ? { body: options.form.body } : {}),
+      signal,
+    });
   } catch (error) {
     throw signal.aborted
-      ? new FetchFailure('timeout', `GET ${url} timed out after ${options.timeoutMs} ms`, { cause: error })
-      : new FetchFailure('network', `GET ${url} failed: ${(error as Error).message}`, { cause: error });
+      ? new FetchFailure('timeout', `${verb} ${url} timed out after ${options.timeoutMs} ms`, { cause: error })
+      : new FetchFailure('network', `${verb} ${url} failed: ${(error as Error).message}`, { cause: error });
   }
   if (response.statusCode !== 200) {
     await response.body.dump().catch(() => undefined);
-    throw new FetchFailure('status', `GET ${url} answered ${response.statusCode}`);
+    throw new FetchFailure('status', `${verb} ${url} answered ${response.statusCode}`);
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -43,19 +55,19 @@ export async function fetchJson(url: string, options: FetchJsonOptions): Promise
       size += (chunk as Buffer).length;
       if (size > options.maxBytes) {
         response.body.destroy();
-        throw new FetchFailure('too_large', `GET ${url} sent more than ${options.maxBytes} bytes`);
+        throw new FetchFailure('too_large', `${verb} ${url} sent more than ${options.maxBytes} bytes`);
       }
       chunks.push(chunk as Buffer);
     }
   } catch (error) {
     if (error instanceof FetchFailure) throw error;
     throw signal.aborted
-      ? new FetchFailure('timeout', `GET ${url} timed out after ${options.timeoutMs} ms`, { cause: error })
-      : new FetchFailure('network', `GET ${url} failed while reading: ${(error as Error).message}`, { cause: error });
+      ? new FetchFailure('timeout', `${verb} ${url} timed out after ${options.timeoutMs} ms`, { cause: error })
+      : new FetchFailure('network', `${verb} ${url} failed while reading: ${(error as Error).message}`, { cause: error });
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (error) {
-    throw new FetchFailure('invalid_json', `GET ${url} did not return JSON`, { cause: error });
+    throw new FetchFailure('invalid_json', `${verb} ${url} did not return JSON`, { cause: error });
   }
 }

@@ -6,8 +6,8 @@ export interface Principal {
   readonly subject: string | undefined;
   readonly clientId: string | undefined;
   readonly scopes: ReadonlySet<string>;
-  /** Seconds since the epoch. */
-  readonly expiresAt: number;
+  /** Seconds since the epoch; an introspected token may not say. */
+  readonly expiresAt: number | undefined;
   readonly claims: Readonly<JWTPayload>;
 }
 

@@ -1,82 +1,171 @@
 import { decodeJwt } from 'jose';
 import type { Config } from '../config/schema.ts';
-import { discoverIssuerMetadata } from './discovery.ts';
+import type { SecretSource } from '../config/secret-source.ts';
 import { AuthFailure } from './failure.ts';
+import { introspect, type IntrospectionResult } from './introspection.ts';
+import { IntrospectionCache, type CacheLookup } from './introspection-cache.ts';
+import { issuerMetadataSource } from './issuer-metadata.ts';
 import { verifyJwt, type JwtRules } from './jwt.ts';
 import { KeySet, type KeyFetchResult } from './key-set.ts';
 import type { Principal } from './principal.ts';
 
-const DISCOVERY_MAX_BYTES = 256 * 1024;
-
 export interface VerifierHooks {
   readonly onKeyFetch?: (issuer: string, result: KeyFetchResult, keyCount: number) => void;
+  readonly onIntrospection?: (issuer: string, result: IntrospectionResult, seconds: number) => void;
+  readonly onCacheLookup?: (issuer: string, lookup: CacheLookup) => void;
 }
 
-/** Chooses the authorization server by the token's `iss` and verifies the token by its rules. */
-export class TokenVerifier {
-  readonly #rules: ReadonlyMap<string, JwtRules>;
+/** One authorization server's ways of checking a token: local JWT verification, introspection, or both. */
+interface ServerVerifiers {
+  readonly issuer: string;
+  readonly jwt: JwtRules | undefined;
+  readonly introspection: { readonly cache: IntrospectionCache; readonly endpoint: () => Promise<string> } | undefined;
+}
 
-  constructor(config: Config, hooks: VerifierHooks = {}) {
+/**
+ * Routes a token to the authorization server that can check it. A JWT whose `iss` names a server that
+ * verifies JWTs is verified locally, and a failure there is final: it is never retried by introspection.
+ * Anything else (opaque tokens, JWTs of an introspection-only server) is introspected.
+ */
+export class TokenVerifier {
+  readonly #servers: ReadonlyMap<string, ServerVerifiers>;
+  readonly #introspectors: readonly ServerVerifiers[];
+  readonly #resolvedEndpoints = new Set<string>();
+
+  constructor(config: Config, secrets: ReadonlyMap<string, SecretSource>, hooks: VerifierHooks = {}) {
     const { tokens } = config;
     const audiences = [config.resource.url, ...tokens.audiences];
-    this.#rules = new Map(
-      config.authorization_servers.map((server): [string, JwtRules] => {
+    const clockToleranceSeconds = tokens.clock_tolerance / 1000;
+    this.#servers = new Map(
+      config.authorization_servers.map((server): [string, ServerVerifiers] => {
+        const metadata = issuerMetadataSource(server.issuer, tokens.jwks.timeout);
+        const discovered = (member: 'jwks_uri' | 'introspection_endpoint') => async () => {
+          const value = (await metadata())[member];
+          if (typeof value !== 'string') throw new Error(`${server.issuer} publishes no ${member}`);
+          return value;
+        };
         const jwksUri = server.jwks_uri;
-        const keySet = new KeySet({
-          jwksUri: jwksUri
-            ? async () => jwksUri
-            : async () => {
-                const metadata = await discoverIssuerMetadata(server.issuer, { timeoutMs: tokens.jwks.timeout, maxBytes: DISCOVERY_MAX_BYTES });
-                if (!metadata.jwks_uri) throw new Error(`${server.issuer} publishes no jwks_uri`);
-                return metadata.jwks_uri;
-              },
-          timeoutMs: tokens.jwks.timeout,
-          cooldownMs: tokens.jwks.cooldown,
-          refreshMs: tokens.jwks.refresh,
-          onFetch: (result, count) => hooks.onKeyFetch?.(server.issuer, result, count),
-        });
-        return [
-          server.issuer,
-          {
+        const jwt: JwtRules | undefined = server.verify_jwt
+          ? {
+              issuer: server.issuer,
+              audiences,
+              algorithms: server.algorithms,
+              requireAtJwtTyp: server.require_at_jwt_typ,
+              clockToleranceSeconds,
+              keySet: new KeySet({
+                jwksUri: jwksUri ? async () => jwksUri : discovered('jwks_uri'),
+                timeoutMs: tokens.jwks.timeout,
+                cooldownMs: tokens.jwks.cooldown,
+                refreshMs: tokens.jwks.refresh,
+                onFetch: (result, count) => hooks.onKeyFetch?.(server.issuer, result, count),
+              }),
+            }
+          : undefined;
+        let introspection: ServerVerifiers['introspection'];
+        if (server.introspection) {
+          const settings = server.introspection;
+          const configured = settings.endpoint;
+          const endpoint = configured ? async () => configured : discovered('introspection_endpoint');
+          const rules = {
             issuer: server.issuer,
+            endpoint,
+            clientId: settings.client_id,
+            clientSecret: secrets.get(server.issuer)!,
+            authMethod: settings.auth_method,
+            timeoutMs: settings.timeout,
             audiences,
-            algorithms: server.algorithms,
-            requireAtJwtTyp: server.require_at_jwt_typ,
-            clockToleranceSeconds: tokens.clock_tolerance / 1000,
-            keySet,
-          },
-        ];
+            clockToleranceSeconds,
+            onResult: (result: IntrospectionResult, seconds: number) => hooks.onIntrospection?.(server.issuer, result, seconds),
+          };
+          introspection = {
+            endpoint,
+            cache: new IntrospectionCache({
+              maxEntries: tokens.cache.max_entries,
+              maxTtlMs: tokens.cache.max_ttl,
+              negativeTtlMs: tokens.cache.negative_ttl,
+              clockToleranceSeconds,
+              introspect: (token) => introspect(token, rules),
+              onLookup: (lookup) => hooks.onCacheLookup?.(server.issuer, lookup),
+            }),
+          };
+        }
+        return [server.issuer, { issuer: server.issuer, jwt, introspection }];
       }),
     );
+    this.#introspectors = [...this.#servers.values()].filter((server) => server.introspection);
   }
 
   get issuers(): readonly string[] {
-    return [...this.#rules.keys()];
+    return [...this.#servers.keys()];
   }
 
-  /** Ready when every issuer's keys have been fetched at least once. */
+  /** Ready when every server's keys have been fetched once and every introspection endpoint is known. */
   get ready(): boolean {
-    return [...this.#rules.values()].every((rules) => rules.keySet.ready);
+    return [...this.#servers.values()].every(
+      (server) => (!server.jwt || server.jwt.keySet.ready) && (!server.introspection || this.#resolvedEndpoints.has(server.issuer)),
+    );
   }
 
-  /** Fetches every issuer's keys; resolves with the issuers that failed. */
-  async refreshKeys(): Promise<Map<string, Error>> {
+  /** Cached introspection results across servers, for the entries gauge. */
+  get cachedTokens(): number {
+    return this.#introspectors.reduce((sum, server) => sum + server.introspection!.cache.size, 0);
+  }
+
+  /** Fetches keys and resolves introspection endpoints; resolves with the servers that failed. */
+  async prepare(): Promise<Map<string, Error>> {
     const failures = new Map<string, Error>();
     await Promise.all(
-      [...this.#rules.values()].map((rules) => rules.keySet.refresh().catch((error: Error) => void failures.set(rules.issuer, error))),
+      [...this.#servers.values()].map(async (server) => {
+        try {
+          await server.jwt?.keySet.refresh();
+          if (server.introspection) {
+            await server.introspection.endpoint();
+            this.#resolvedEndpoints.add(server.issuer);
+          }
+        } catch (error) {
+          failures.set(server.issuer, error as Error);
+        }
+      }),
     );
     return failures;
   }
 
   async verify(token: string): Promise<Principal> {
     let issuer: unknown;
+    let jwtShaped = true;
     try {
       issuer = decodeJwt(token).iss;
     } catch {
-      throw new AuthFailure('malformed_token', 'not a compact JWS JWT');
+      jwtShaped = false;
     }
-    const rules = typeof issuer === 'string' ? this.#rules.get(issuer) : undefined;
-    if (!rules) throw new AuthFailure('wrong_issuer', 'iss names no configured authorization server');
-    return verifyJwt(token, rules);
+    const named = typeof issuer === 'string' ? this.#servers.get(issuer) : undefined;
+    if (named?.jwt) return verifyJwt(token, named.jwt);
+    if (named?.introspection) return named.introspection.cache.verify(token);
+    if (this.#introspectors.length === 0) {
+      throw jwtShaped
+        ? new AuthFailure('wrong_issuer', 'iss names no configured authorization server')
+        : new AuthFailure('malformed_token', 'not a compact JWS JWT, and no server introspects');
+    }
+    return this.#introspectEverywhere(token);
+  }
+
+  /**
+   * An opaque token names no issuer, so each introspecting server is asked in order until one knows it.
+   * A server that cannot answer makes the whole answer unavailable: "inactive" from the others is not
+   * proof that the token is bad.
+   */
+  async #introspectEverywhere(token: string): Promise<Principal> {
+    let refusal: AuthFailure | undefined;
+    let outage: AuthFailure | undefined;
+    for (const server of this.#introspectors) {
+      try {
+        return await server.introspection!.cache.verify(token);
+      } catch (error) {
+        if (!(error instanceof AuthFailure)) throw error;
+        if (error.reason === 'verifier_unavailable') outage ??= error;
+        else if (error.reason !== 'inactive' || !refusal) refusal = error;
+      }
+    }
+    throw outage ?? refusal!;
   }
 }

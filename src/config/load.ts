@@ -68,6 +68,10 @@ function crossFieldProblems(config: Config): ConfigProblem[] {
   config.authorization_servers.forEach((server, index) => {
     requireSecureUrl(`authorization_servers[${index}].issuer`, server.issuer);
     requireSecureUrl(`authorization_servers[${index}].jwks_uri`, server.jwks_uri);
+    requireSecureUrl(`authorization_servers[${index}].introspection.endpoint`, server.introspection?.endpoint);
+    if (!server.verify_jwt && !server.introspection) {
+      problems.push({ path: `authorization_servers[${index}]`, message: 'with verify_jwt off, introspection is required: no token could be verified' });
+    }
     if (seen.has(server.issuer)) problems.push({ path: `authorization_servers[${index}].issuer`, message: 'this issuer is listed twice' });
     seen.add(server.issuer);
   });

@@ -18,6 +18,10 @@ export const DEFAULTS = {
   connectTimeout: '5s',
   responseTimeout: '60s',
   shutdownGrace: '10s',
+  introspectionTimeout: '5s',
+  cacheMaxEntries: 10_000,
+  cacheMaxTtl: '5m',
+  cacheNegativeTtl: '10s',
 } as const;
 
 /** Asymmetric JWS algorithms only: symmetric ones would need a shared secret, and `none` is never a choice. */
@@ -125,9 +129,22 @@ const resource = z.strictObject({
   root_metadata: z.boolean().default(true),
 });
 
+const introspection = z.strictObject({
+  /** Discovered from the issuer's metadata (`introspection_endpoint`) when omitted. */
+  endpoint: httpUrl().optional(),
+  client_id: text().pipe(z.string().min(1, 'a client id is required: RFC 7662 endpoints authenticate their callers')),
+  client_secret: secret(),
+  auth_method: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
+  timeout: duration(DEFAULTS.introspectionTimeout),
+});
+
 const authorizationServer = z.strictObject({
   issuer: httpUrl(),
+  /** Verify JWT access tokens from this issuer locally against its JWKS. */
+  verify_jwt: z.boolean().default(true),
   jwks_uri: httpUrl().optional(),
+  /** RFC 7662: how opaque tokens (and JWTs when verify_jwt is off) are checked. */
+  introspection: introspection.optional(),
   algorithms: z
     .array(z.enum(ASYMMETRIC_ALGORITHMS, { message: `expected one of ${ASYMMETRIC_ALGORITHMS.join(', ')}` }))
     .min(1)
@@ -147,6 +164,14 @@ const tokens = z
         timeout: duration(DEFAULTS.jwksTimeout),
         cooldown: duration(DEFAULTS.jwksCooldown),
         refresh: duration(DEFAULTS.jwksRefresh),
+      })
+      .prefault({}),
+    /** Introspection results. Revocation at the authorization server takes effect within max_ttl. */
+    cache: z
+      .strictObject({
+        max_entries: z.number().int().min(1).max(10_000_000).default(DEFAULTS.cacheMaxEntries),
+        max_ttl: duration(DEFAULTS.cacheMaxTtl),
+        negative_ttl: duration(DEFAULTS.cacheNegativeTtl),
       })
       .prefault({}),
   })

@@ -1,5 +1,7 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AUTH_FAILURE_REASONS, type AuthFailureReason } from '../auth/failure.ts';
+import type { IntrospectionResult } from '../auth/introspection.ts';
+import type { CacheLookup } from '../auth/introspection-cache.ts';
 import type { KeyFetchResult } from '../auth/key-set.ts';
 
 /** How a request ended, from the client's point of view; a closed set. */
@@ -19,6 +21,10 @@ export class Metrics {
   readonly #keyFetches: Counter<'issuer' | 'result'>;
   readonly #keyCount: Gauge<'issuer'>;
   readonly #openStreams: Gauge;
+  readonly #introspections: Counter<'issuer' | 'result'>;
+  readonly #introspectionSeconds: Histogram<'issuer'>;
+  readonly #cacheLookups: Counter<'issuer' | 'result'>;
+  #cachedTokens: () => number = () => 0;
 
   constructor(issuers: readonly string[]) {
     this.#issuers = new Set(issuers);
@@ -52,6 +58,34 @@ export class Metrics {
       help: 'Event streams currently open through the proxy.',
       registers: [this.registry],
     });
+    this.#introspections = new Counter({
+      name: 'mcp_warden_introspection_requests_total',
+      help: 'RFC 7662 introspection calls, by result (active, inactive, rejected, or the kind of failure).',
+      labelNames: ['issuer', 'result'],
+      registers: [this.registry],
+    });
+    this.#introspectionSeconds = new Histogram({
+      name: 'mcp_warden_introspection_duration_seconds',
+      help: 'Time an introspection call took, whatever its result.',
+      labelNames: ['issuer'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [this.registry],
+    });
+    this.#cacheLookups = new Counter({
+      name: 'mcp_warden_introspection_cache_lookups_total',
+      help: 'Introspection cache lookups: hit, miss (an introspection call), or inflight (joined a call already under way).',
+      labelNames: ['issuer', 'result'],
+      registers: [this.registry],
+    });
+    const cachedTokens = () => this.#cachedTokens();
+    new Gauge({
+      name: 'mcp_warden_introspection_cache_entries',
+      help: 'Introspection results currently cached.',
+      registers: [this.registry],
+      collect() {
+        this.set(cachedTokens());
+      },
+    });
     // Every reason exists from the start, so rate() and alerts work before the first failure.
     for (const reason of AUTH_FAILURE_REASONS) this.#authFailures.inc({ reason, issuer: UNKNOWN_ISSUER }, 0);
   }
@@ -68,6 +102,20 @@ export class Metrics {
   keyFetch(issuer: string, result: KeyFetchResult, keyCount: number): void {
     this.#keyFetches.inc({ issuer, result });
     if (result === 'ok') this.#keyCount.set({ issuer }, keyCount);
+  }
+
+  introspection(issuer: string, result: IntrospectionResult, seconds: number): void {
+    this.#introspections.inc({ issuer, result });
+    this.#introspectionSeconds.observe({ issuer }, seconds);
+  }
+
+  cacheLookup(issuer: string, result: CacheLookup): void {
+    this.#cacheLookups.inc({ issuer, result });
+  }
+
+  /** Where the entries gauge reads its value at scrape time. */
+  countCachedTokens(source: () => number): void {
+    this.#cachedTokens = source;
   }
 
   streamOpened(): void {

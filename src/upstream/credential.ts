@@ -1,5 +1,5 @@
 import type { CredentialConfig } from '../config/schema.ts';
-import { openSecretSource, type SecretSource } from './secret-source.ts';
+import { openSecretSource, type SecretSource } from '../config/secret-source.ts';
 
 export type CredentialHeaders = { ok: true; headers: Record<string, string> } | { ok: false; problem: string };
 

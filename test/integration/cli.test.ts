@@ -109,7 +109,7 @@ lifecycle: { shutdown_grace: ${grace / 1000}s }
       lines.on('line', (line) => {
         const entry = JSON.parse(line) as { msg: string; admin_url?: string };
         if (entry.msg === 'listening') adminUrl = entry.admin_url!;
-        if (entry.msg.startsWith('signing keys loaded')) resolve();
+        if (entry.msg === 'verifiers ready') resolve();
       });
     });
     token = await as.mintToken({ resource: `${url}/mcp`, scope: 'mcp:read' });

@@ -1,5 +1,5 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
-import { describeSecretRef, type SecretRef } from '../config/secret-ref.ts';
+import { describeSecretRef, type SecretRef } from './secret-ref.ts';
 
 const FILE_POLL_MS = 2000;
 

@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { AuthFailure, type AuthFailureReason } from './failure.ts';
+import type { Principal } from './principal.ts';
+
+/** What the cache remembers about a token: who it speaks for, or why it was refused. Never the token. */
+type Verdict = { readonly principal: Principal } | { readonly reason: AuthFailureReason; readonly issuer: string | undefined };
+
+/** How a lookup was served; a bounded metric label. */
+export type CacheLookup = 'hit' | 'miss' | 'inflight';
+
+export interface IntrospectionCacheOptions {
+  readonly maxEntries: number;
+  readonly maxTtlMs: number;
+  readonly negativeTtlMs: number;
+  readonly clockToleranceSeconds: number;
+  /** The expensive call; an AuthFailure other than verifier_unavailable is a verdict worth keeping. */
+  readonly introspect: (token: string) => Promise<Principal>;
+  readonly onLookup?: (lookup: CacheLookup) => void;
+  /** Epoch milliseconds; tests move it. */
+  readonly now?: () => number;
+}
+
+/**
+ * Introspection results in a bounded LRU keyed by the token's SHA-256. An active token is kept for
+ * min(max_ttl, exp − now), so an entry never outlives its token; an inactive or refused one for the
+ * short negative TTL; an outage is not kept at all. Concurrent lookups of one token share one call
+ * (lru-cache's fetch). Revocation at the authorization server therefore takes effect within max_ttl.
+ */
+export class IntrospectionCache {
+  readonly #lru: LRUCache<string, Verdict, string>;
+  readonly #options: IntrospectionCacheOptions;
+  readonly #now: () => number;
+
+  constructor(options: IntrospectionCacheOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#lru = new LRUCache<string, Verdict, string>({
+      max: options.maxEntries,
+      ttl: options.maxTtlMs,
+      // Expired entries leave memory when they expire, not when next looked up.
+      ttlAutopurge: true,
+      perf: { now: this.#now },
+      fetchMethod: async (_key, _stale, { context: token, options: entry }) => {
+        try {
+          const principal = await options.introspect(token);
+          const untilExpiry = principal.expiresAt === undefined ? Number.POSITIVE_INFINITY : principal.expiresAt * 1000 - this.#now();
+          entry.ttl = Math.max(1, Math.min(options.maxTtlMs, untilExpiry));
+          return { principal };
+        } catch (error) {
+          if (!(error instanceof AuthFailure) || error.reason === 'verifier_unavailable') throw error;
+          entry.ttl = options.negativeTtlMs;
+          return { reason: error.reason, issuer: error.issuer };
+        }
+      },
+    });
+  }
+
+  async verify(token: string): Promise<Principal> {
+    const status: LRUCache.Status<string, Verdict, string> = {};
+    const verdict = await this.#lru.fetch(keyOf(token), { context: token, status });
+    this.#options.onLookup?.(status.fetch === 'hit' ? 'hit' : status.fetch === 'inflight' ? 'inflight' : 'miss');
+    if (!verdict) throw new AuthFailure('verifier_unavailable', 'no introspection result');
+    if ('reason' in verdict) throw new AuthFailure(verdict.reason, 'cached refusal', verdict.issuer);
+    const { expiresAt } = verdict.principal;
+    // The TTL already ends at exp; this guards the tolerance window the TTL rounding leaves.
+    if (expiresAt !== undefined && expiresAt <= this.#now() / 1000 - this.#options.clockToleranceSeconds) {
+      throw new AuthFailure('expired', 'exp has passed', verdict.principal.issuer);
+    }
+    return verdict.principal;
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  /** Cache keys and values, for tests that prove no token is kept. */
+  entries(): Array<[string, Verdict]> {
+    return [...this.#lru.entries()];
+  }
+}
+
+function keyOf(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}

@@ -1,0 +1,104 @@
+import type { JWTPayload } from 'jose';
+import type { SecretSource } from '../config/secret-source.ts';
+import { AuthFailure, type AuthFailureReason } from './failure.ts';
+import { FetchFailure, fetchJson, type FetchFailureKind } from './fetch-json.ts';
+import { scopesOf, type Principal } from './principal.ts';
+
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/** How an introspection call ended; a bounded metric label. */
+export type IntrospectionResult = 'active' | 'inactive' | 'rejected' | 'no_credentials' | FetchFailureKind;
+
+export interface IntrospectionRules {
+  readonly issuer: string;
+  readonly endpoint: () => Promise<string>;
+  readonly clientId: string;
+  readonly clientSecret: SecretSource;
+  readonly authMethod: 'client_secret_basic' | 'client_secret_post';
+  readonly timeoutMs: number;
+  /** The resource URL and any extra accepted audiences; `aud` must contain one of them. */
+  readonly audiences: readonly string[];
+  readonly clockToleranceSeconds: number;
+  readonly onResult?: (result: IntrospectionResult, seconds: number) => void;
+  readonly now?: () => number;
+}
+
+/**
+ * Asks the authorization server about an opaque token (RFC 7662 §2.1) and checks the answer as strictly
+ * as a JWT: only `active: true` passes, and then issuer, audience, expiry and type are ours to check too.
+ * The endpoint being unreachable or answering garbage is `verifier_unavailable` (503), never a 401.
+ */
+export async function introspect(token: string, rules: IntrospectionRules): Promise<Principal> {
+  const started = performance.now();
+  const report = (result: IntrospectionResult) => rules.onResult?.(result, (performance.now() - started) / 1000);
+  const unavailable = (detail: string) => new AuthFailure('verifier_unavailable', detail, rules.issuer);
+
+  const secret = rules.clientSecret.current();
+  if (!secret.ok) {
+    report('no_credentials');
+    throw unavailable(`introspection client secret unavailable: ${secret.problem}`);
+  }
+  const form = new URLSearchParams({ token, token_type_hint: 'access_token' });
+  const headers: Record<string, string> = {};
+  if (rules.authMethod === 'client_secret_basic') {
+    // RFC 6749 §2.3.1: both parts are form-encoded before they are joined and base64-encoded.
+    headers.authorization = `Basic ${Buffer.from(`${formEncode(rules.clientId)}:${formEncode(secret.value)}`).toString('base64')}`;
+  } else {
+    form.set('client_id', rules.clientId);
+    form.set('client_secret', secret.value);
+  }
+
+  let answer: unknown;
+  try {
+    answer = await fetchJson(await rules.endpoint(), { timeoutMs: rules.timeoutMs, maxBytes: MAX_RESPONSE_BYTES, form: { body: form.toString(), headers } });
+  } catch (error) {
+    const kind = error instanceof FetchFailure ? error.kind : 'network';
+    report(kind);
+    throw unavailable(`introspection failed: ${(error as Error).message}`);
+  }
+  if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
+    report('invalid_json');
+    throw unavailable('introspection answered something other than a JSON object');
+  }
+  try {
+    const principal = checkAnswer(answer as Record<string, unknown>, rules);
+    report('active');
+    return principal;
+  } catch (error) {
+    report((error as AuthFailure).reason === 'inactive' ? 'inactive' : 'rejected');
+    throw error;
+  }
+}
+
+function checkAnswer(answer: Record<string, unknown>, rules: IntrospectionRules): Principal {
+  const fail = (reason: AuthFailureReason, detail: string) => new AuthFailure(reason, detail, rules.issuer);
+  if (answer.active === false) throw fail('inactive', 'active is false');
+  // RFC 7662 §2.2: active is a required boolean; "true" or 1 is a protocol error, never a yes.
+  if (answer.active !== true) throw fail('inactive', 'active is not the boolean true');
+  if (answer.iss !== undefined && answer.iss !== rules.issuer) throw fail('wrong_issuer', 'iss is not this authorization server');
+  const audiences = typeof answer.aud === 'string' ? [answer.aud] : Array.isArray(answer.aud) ? answer.aud : [];
+  if (!audiences.some((audience) => typeof audience === 'string' && rules.audiences.includes(audience))) {
+    throw fail('wrong_audience', 'aud does not name this resource');
+  }
+  const now = (rules.now ?? Date.now)() / 1000;
+  for (const claim of ['exp', 'nbf', 'iat'] as const) {
+    if (answer[claim] !== undefined && typeof answer[claim] !== 'number') throw fail('missing_claim', `${claim} is not a number`);
+  }
+  if (typeof answer.exp === 'number' && answer.exp <= now - rules.clockToleranceSeconds) throw fail('expired', 'exp has passed');
+  if (typeof answer.nbf === 'number' && answer.nbf > now + rules.clockToleranceSeconds) throw fail('not_yet_valid', 'nbf is in the future');
+  if (answer.token_type === 'refresh_token') throw fail('wrong_type', 'a refresh token is not an access token');
+
+  const { active: _active, ...claims } = answer;
+  return {
+    issuer: rules.issuer,
+    subject: typeof answer.sub === 'string' ? answer.sub : undefined,
+    clientId: typeof answer.client_id === 'string' ? answer.client_id : undefined,
+    scopes: scopesOf(claims as JWTPayload),
+    expiresAt: typeof answer.exp === 'number' ? answer.exp : undefined,
+    claims: claims as JWTPayload,
+  };
+}
+
+function formEncode(value: string): string {
+  return encodeURIComponent(value).replaceAll('%20', '+');
+}

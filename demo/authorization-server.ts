@@ -15,17 +15,27 @@ export interface StartedAuthorizationServer {
   readonly signingKey: { readonly privateJwk: JWK; readonly publicJwk: JWK; readonly kid: string; readonly alg: 'RS256' };
   /** An access token for `resource` by the client credentials grant of a pre-registered client. */
   mintToken(options: { resource: string; scope?: string }): Promise<string>;
+  /** Revokes a token minted by `mintToken` (RFC 7009). */
+  revokeToken(token: string): Promise<void>;
+  /** A confidential client that may call the introspection endpoint, as a resource server would. */
+  readonly introspectionClient: { readonly client_id: string; readonly client_secret: string };
+  /** How many requests reached a path (e.g. `/token/introspection`) so far. */
+  requestCount(path: string): number;
   close(): Promise<void>;
 }
 
 export interface AuthorizationServerOptions {
-  /** Resource indicator → the scopes a token for it may carry. Any other resource is invalid_target. */
-  readonly resources: Readonly<Record<string, { readonly scopes: readonly string[] }>>;
+  /**
+   * Resource indicator → the scopes a token for it may carry, and whether its access tokens are RFC 9068
+   * JWTs (the default) or opaque (checked by introspection). Any other resource is invalid_target.
+   */
+  readonly resources: Readonly<Record<string, { readonly scopes: readonly string[]; readonly format?: 'jwt' | 'opaque' }>>;
   readonly port?: number;
   readonly accessTokenTtlSeconds?: number;
 }
 
 const MINTER = { client_id: 'warden-test-minter', client_secret: randomBytes(24).toString('base64url') };
+const RESOURCE_SERVER = { client_id: 'mcp-warden', client_secret: randomBytes(24).toString('base64url') };
 export const DEMO_ACCOUNT = 'demo-user';
 
 export async function startAuthorizationServer(options: AuthorizationServerOptions): Promise<StartedAuthorizationServer> {
@@ -42,7 +52,10 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
 
   const configuration: Configuration = {
     jwks: { keys: [privateJwk] },
-    clients: [{ ...MINTER, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }],
+    clients: [
+      { ...MINTER, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+      { ...RESOURCE_SERVER, grant_types: [], response_types: [], redirect_uris: [] },
+    ],
     scopes: ['openid', ...resourceScopes],
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     findAccount: async (_ctx, accountId) => ({ accountId, claims: async () => ({ sub: accountId }) }),
@@ -64,6 +77,8 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       devInteractions: { enabled: false },
       registration: { enabled: true },
       clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: async (_ctx, _client, oneOf) => oneOf ?? undefined,
@@ -75,8 +90,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
             scope: resource.scopes.join(' '),
             audience: resourceIndicator,
             accessTokenTTL: options.accessTokenTtlSeconds ?? 600,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: 'RS256' } },
+            ...(resource.format === 'opaque' ? { accessTokenFormat: 'opaque' } : { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }),
           };
         },
       },
@@ -85,7 +99,10 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   const provider = new Provider(issuer, configuration);
   const callback = provider.callback();
 
+  const counts = new Map<string, number>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    counts.set(path, (counts.get(path) ?? 0) + 1);
     if (req.url?.startsWith('/interaction/')) {
       approve(provider, req, res).catch((error: unknown) => {
         res.writeHead(500, { 'content-type': 'text/plain' });
@@ -99,20 +116,18 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   return {
     issuer,
     signingKey: { privateJwk, publicJwk, kid, alg: 'RS256' },
+    introspectionClient: RESOURCE_SERVER,
+    requestCount: (path) => counts.get(path) ?? 0,
     async mintToken({ resource, scope }) {
       const body = new URLSearchParams({ grant_type: 'client_credentials', resource });
       if (scope) body.set('scope', scope);
-      const response = await fetch(`${issuer}/token`, {
-        method: 'POST',
-        headers: {
-          authorization: `Basic ${Buffer.from(`${MINTER.client_id}:${MINTER.client_secret}`).toString('base64')}`,
-          'content-type': 'application/x-www-form-urlencoded',
-        },
-        body,
-      });
-      const json = (await response.json()) as { access_token?: string; error?: string; error_description?: string };
+      const json = (await (await asMinter(`${issuer}/token`, body)).json()) as { access_token?: string; error?: string; error_description?: string };
       if (!json.access_token) throw new Error(`token request failed: ${json.error} ${json.error_description ?? ''}`);
       return json.access_token;
+    },
+    async revokeToken(token) {
+      const response = await asMinter(`${issuer}/token/revocation`, new URLSearchParams({ token, token_type_hint: 'access_token' }));
+      if (response.status !== 200) throw new Error(`revocation failed with ${response.status}`);
     },
     async close() {
       server.closeAllConnections();
@@ -120,6 +135,17 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       await once(server, 'close');
     },
   };
+}
+
+function asMinter(url: string, body: URLSearchParams): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${MINTER.client_id}:${MINTER.client_secret}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body,
+  });
 }
 
 /** Logs the user in as demo-user and grants what the client asked for, with no page in between. */

@@ -24,11 +24,17 @@ type RawConfig = Record<string, unknown>;
  * Real parts on 127.0.0.1: oidc-provider, the SDK MCP server, and mcp-warden in front. The warden
  * listens first so that its URL (and so the resource, which tokens are minted for) is known.
  */
-export async function startStack(overrides: (base: RawConfig) => RawConfig = (base) => base, options: { port?: number } = {}): Promise<Stack> {
+export async function startStack(
+  overrides: (base: RawConfig, as: StartedAuthorizationServer) => RawConfig = (base) => base,
+  options: { port?: number; format?: 'jwt' | 'opaque' } = {},
+): Promise<Stack> {
   const mcp = await startMcpServer();
   const port = options.port ?? (await freePort());
   const mcpUrl = `http://127.0.0.1:${port}/mcp`;
-  const as = await startAuthorizationServer({ resources: { [mcpUrl]: { scopes: SCOPES }, 'http://127.0.0.1:1/other': { scopes: SCOPES } } });
+  const format = options.format ?? 'jwt';
+  const as = await startAuthorizationServer({
+    resources: { [mcpUrl]: { scopes: SCOPES, format }, 'http://127.0.0.1:1/other': { scopes: SCOPES, format } },
+  });
   const config = validateConfig(
     overrides({
       listen: { host: '127.0.0.1', port },
@@ -38,7 +44,7 @@ export async function startStack(overrides: (base: RawConfig) => RawConfig = (ba
       tokens: { clock_tolerance: '0s' },
       upstream: { url: mcp.origin },
       lifecycle: { shutdown_grace: '2s' },
-    }),
+    }, as),
   );
   const logs: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });

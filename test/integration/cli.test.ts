@@ -75,6 +75,16 @@ admin: { port: 0 }
     const { code, stderr } = await run(['--config', path]);
     expect(code).toBe(2);
     expect(stderr).toContain('upstream.credential.value: environment variable WARDEN_TEST_NEVER_SET is empty or not set');
+    const introspecting = writeConfig(
+      'unset-introspection-secret.yaml',
+      `resource: { url: http://127.0.0.1:1/mcp }
+authorization_servers: [{ issuer: http://127.0.0.1:2, introspection: { client_id: rs, client_secret: "\${file:${join(dir, 'no-such-secret')}}" } }]
+upstream: { url: http://127.0.0.1:3 }
+`,
+    );
+    const second = await run(['--config', introspecting]);
+    expect(second.code).toBe(2);
+    expect(second.stderr).toContain('authorization_servers[0].introspection.client_secret: cannot read file');
   });
 });
 

@@ -86,6 +86,44 @@ describe('opaque tokens from oidc-provider, checked by introspection', () => {
   });
 });
 
+describe('a server with both JWKS and introspection', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack((base, as) => {
+      process.env.WARDEN_TEST_MIXED_SECRET = as.introspectionClient.client_secret;
+      return {
+        ...base,
+        authorization_servers: [
+          { issuer: as.issuer, introspection: { client_id: as.introspectionClient.client_id, client_secret: '${env:WARDEN_TEST_MIXED_SECRET}' } },
+        ],
+      };
+    });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('verifies its JWTs locally, and never retries a failed one by introspection', async () => {
+    const before = stack.as.requestCount(INTROSPECTION);
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const ok = await call(stack, token);
+    expect(ok.status).toBe(400);
+    await ok.body?.cancel();
+    const [header, payload] = token.split('.');
+    const tampered = await call(stack, `${header}.${payload}.${'A'.repeat(342)}`);
+    expect(tampered.status).toBe(401);
+    expect(stack.as.requestCount(INTROSPECTION)).toBe(before);
+  });
+
+  it('introspects what is not a JWT', async () => {
+    const before = stack.as.requestCount(INTROSPECTION);
+    const response = await call(stack, 'not-a-jwt-but-opaque');
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    expect(stack.as.requestCount(INTROSPECTION)).toBe(before + 1);
+  });
+});
+
 describe('revocation with a short max_ttl', () => {
   let stack: Stack;
   beforeAll(async () => {

@@ -105,6 +105,30 @@ upstream: { url: http://127.0.0.1:3000 }
     expect(problemsOf('')).toEqual([{ path: '', message: 'the config is empty' }]);
   });
 
+  it('takes introspection settings with a secret reference, and defaults the cache', () => {
+    const config = parseConfigText(
+      minimal.replace('[{ issuer: https://idp.example.com }]', '[{ issuer: https://idp.example.com, verify_jwt: false, introspection: { client_id: rs, client_secret: "${file:/run/secret}" } }]'),
+    );
+    expect(config.authorization_servers[0]!.introspection).toEqual({
+      client_id: 'rs',
+      client_secret: { kind: 'file', path: '/run/secret' },
+      auth_method: 'client_secret_basic',
+      timeout: 5000,
+    });
+    expect(config.tokens.cache).toEqual({ max_entries: 10_000, max_ttl: 300_000, negative_ttl: 10_000 });
+  });
+
+  it('refuses a server that could verify nothing, and an introspection secret written in the YAML', () => {
+    expect(problemsOf(minimal.replace('[{ issuer: https://idp.example.com }]', '[{ issuer: https://idp.example.com, verify_jwt: false }]'))).toEqual([
+      { path: 'authorization_servers[0]', message: 'with verify_jwt off, introspection is required: no token could be verified' },
+    ]);
+    const literal = minimal.replace('[{ issuer: https://idp.example.com }]', '[{ issuer: https://idp.example.com, introspection: { client_id: rs, client_secret: hunter2, auth_method: private_key_jwt } }]');
+    expect(problemsOf(literal).map((problem) => problem.path)).toEqual([
+      'authorization_servers[0].introspection.client_secret',
+      'authorization_servers[0].introspection.auth_method',
+    ]);
+  });
+
   it('refuses duplicate keys and duplicate issuers', () => {
     expect(problemsOf(`${minimal}\nresource: { url: https://other.example.com }`)[0]!.message).toMatch(/invalid YAML/);
     const twice = minimal.replace('[{ issuer: https://idp.example.com }]', '[{ issuer: https://idp.example.com }, { issuer: https://idp.example.com }]');

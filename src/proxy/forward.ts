@@ -33,6 +33,7 @@ interface Exchange {
 }
 
 const RESPONSE_TIMEOUT = 'ERESPONSE_TIMEOUT';
+const IDLE_UPSTREAM_SOCKET_MS = 4000;
 
 /**
  * Forwards authorized requests with http-proxy-3 over a keep-alive agent. The response is handled
@@ -41,8 +42,12 @@ const RESPONSE_TIMEOUT = 'ERESPONSE_TIMEOUT';
  * breaks mid-stream breaks the client's stream too instead of leaving it hanging.
  */
 export class Forwarder {
-  // As many idle sockets kept as may be open: a smaller pool reconnects on every burst past it.
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 });
+  // As many idle sockets kept as may be open: a smaller pool reconnects on every burst past it. The
+  // timeout retires an idle socket before the upstream closes it (Node honours the upstream's
+  // `Keep-Alive: timeout` hint, less a second, only when the agent has a timeout of its own): reusing
+  // a socket the upstream is closing is an ECONNRESET, a 502 for the client. On a busy socket it is
+  // only an event nobody acts on, so streams are not cut by it.
+  readonly #agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256, timeout: IDLE_UPSTREAM_SOCKET_MS });
   readonly #proxy;
   readonly #exchanges = new WeakMap<IncomingMessage, Exchange>();
   readonly #options: ForwarderOptions;

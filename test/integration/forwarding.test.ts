@@ -1,5 +1,7 @@
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -215,6 +217,38 @@ describe('upstream faults', () => {
     const response = await get('/echo');
     expect(response.status).toBe(502);
     expect(await response.json()).toMatchObject({ error: 'upstream_unavailable' });
+  });
+});
+
+describe('upstream keep-alive', () => {
+  it('retires a pooled socket before the upstream closes it, so reuse never races the close', async () => {
+    const upstream = createServer((_req, res) => res.end('ok'));
+    upstream.keepAliveTimeout = 2000;
+    let connections = 0;
+    upstream.on('connection', () => (connections += 1));
+    upstream.listen(0, '127.0.0.1');
+    await once(upstream, 'listening');
+    const stack = await startStack((base) => ({ ...base, upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` } }));
+    try {
+      const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+      const get = async () => {
+        const response = await fetch(stack.mcpUrl, { headers: { authorization: `Bearer ${token}` } });
+        expect(response.status).toBe(200);
+        await response.text();
+      };
+      await get();
+      await get();
+      expect(connections).toBe(1);
+      // The upstream announced timeout=2; past 1s (the hint less Node's one-second margin) the proxy
+      // must have dropped the idle socket itself rather than reuse it into the upstream's close.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await get();
+      expect(connections).toBe(2);
+    } finally {
+      await stack.close();
+      upstream.closeAllConnections();
+      upstream.close();
+    }
   });
 });
 

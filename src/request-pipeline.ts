@@ -8,11 +8,15 @@ import { missingScopes, stepUpScopes } from './auth/scopes.ts';
 import type { TokenVerifier } from './auth/verifier.ts';
 import type { Config } from './config/schema.ts';
 import type { InFlight } from './lifecycle/in-flight.ts';
+import { isJson, judgeBody } from './mcp/judge.ts';
+import type { Policy, PolicyDecision } from './mcp/policy.ts';
+import type { SessionBinding } from './mcp/session-binding.ts';
 import type { ProtectedResourceMetadata } from './metadata/protected-resource.ts';
 import type { Logger } from './observability/logger.ts';
 import type { Metrics, Outcome } from './observability/metrics.ts';
 import { createCors, METADATA_CORS_HEADERS } from './proxy/cors.ts';
 import type { Forwarder, ForwardOutcome } from './proxy/forward.ts';
+import { readBody } from './proxy/read-body.ts';
 import { createRequestHeaderScrubber } from './proxy/request-headers.ts';
 import { sendJson } from './proxy/respond.ts';
 import type { UpstreamCredential } from './upstream/credential.ts';
@@ -22,6 +26,8 @@ export interface PipelineParts {
   readonly config: Config;
   readonly metadata: ProtectedResourceMetadata;
   readonly verifier: TokenVerifier;
+  readonly policy: Policy;
+  readonly sessions: SessionBinding | undefined;
   readonly forwarder: Forwarder;
   readonly credential: UpstreamCredential;
   readonly identity: ReturnType<typeof createIdentityHeaders>;
@@ -41,25 +47,49 @@ interface Access {
 }
 
 /**
- * The way every request on the main port goes: metadata and preflight are answered here, everything
- * else needs a valid token before anything reaches the upstream. Deny by default.
+ * The way every request on the main port goes: Host, then metadata and preflight (no token), then
+ * Origin, the token, scopes, the session's owner and, when rules need it, the JSON-RPC body, before
+ * anything reaches the upstream. Deny by default.
  */
 export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
-  const { config, metadata, verifier, forwarder, credential, identity, metrics, logger, inFlight } = parts;
-  const cors = createCors(config.cors.allowed_origins);
+  const { config, metadata, verifier, policy, sessions, forwarder, credential, identity, metrics, logger, inFlight } = parts;
+  const cors = createCors(config.cors.allowed_origins, new URL(config.resource.url).origin);
   const scrub = createRequestHeaderScrubber({ injectedNames: [...credential.headerNames, ...identity.headerNames, 'x-request-id'] });
   const publicUrl = new URL(config.resource.url);
   const forwardedHeaders = { 'x-forwarded-proto': publicUrl.protocol.slice(0, -1), 'x-forwarded-host': publicUrl.host };
+  const allowedHosts = new Set(config.listen.allowed_hosts.map((host) => host.toLowerCase()));
   const required = config.tokens.required_scopes;
+  const unionChallenge = config.policy.challenge_scope === 'granted_and_required';
 
-  const refuse = (res: ServerResponse, access: Access, failure: AuthFailure) => {
+  const refuse = (res: ServerResponse, access: Access, failure: AuthFailure, needed: readonly string[] = required) => {
     const granted = access.principal?.scopes ?? new Set<string>();
-    const scope = failure.reason === 'insufficient_scope' ? stepUpScopes(granted, required) : required;
+    const scope = failure.reason === 'insufficient_scope' && unionChallenge ? stepUpScopes(granted, needed) : [...needed];
     const challenge = challengeFor(failure.reason, { resourceMetadataUrl: metadata.url, scope });
     access.outcome = challenge.status === 503 ? 'unavailable' : 'denied';
     access.reason = failure.reason;
     metrics.authFailure(failure.reason, failure.issuer ?? access.principal?.issuer);
     sendJson(res, challenge.status, challenge.body, challenge.headers);
+  };
+
+  const audit = (requestId: string, principal: Principal, decision: PolicyDecision) => {
+    for (const message of decision.messages) {
+      const allowed = message.missing.length === 0;
+      metrics.policyDecision(message.message.method, allowed, message.rule);
+      logger.info(
+        {
+          request_id: requestId,
+          iss: principal.issuer,
+          sub: principal.subject,
+          client_id: principal.clientId,
+          rpc_method: message.message.method,
+          target: message.message.target,
+          decision: allowed ? 'allow' : 'deny',
+          rule: message.rule,
+          missing_scopes: allowed ? undefined : message.missing,
+        },
+        'policy decision',
+      );
+    }
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, access: Access, requestId: string) => {
@@ -68,6 +98,10 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
     const origin = req.headers.origin;
 
+    if (allowedHosts.size > 0 && !allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
+      refuse(res, access, new AuthFailure('host_denied'));
+      return;
+    }
     if (metadata.paths.has(path)) {
       access.outcome = 'metadata';
       if (req.method === 'GET' || req.method === 'HEAD') {
@@ -85,12 +119,42 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       cors.preflight(origin, res);
       return;
     }
+    // DNS rebinding: a browser page from elsewhere is refused before its token is even looked at.
+    if (origin !== undefined && !cors.allows(origin)) {
+      refuse(res, access, new AuthFailure('origin_denied'));
+      return;
+    }
     cors.decorate(origin, res);
 
+    let principal: Principal;
+    let body: Buffer | undefined;
     try {
       const token = extractBearerToken(req.rawHeaders, queryAt === -1 ? '' : url.slice(queryAt), config.tokens.max_token_bytes);
-      access.principal = await verifier.verify(token);
-      if (missingScopes(access.principal.scopes, required).length > 0) throw new AuthFailure('insufficient_scope');
+      principal = access.principal = await verifier.verify(token);
+      if (missingScopes(policy.effectiveScopes(principal.scopes), required).length > 0) throw new AuthFailure('insufficient_scope');
+
+      const sessionId = req.headers['mcp-session-id'];
+      if (sessions && typeof sessionId === 'string') {
+        const owner = sessions.check(sessionId, principal);
+        if (owner !== 'bound') throw new AuthFailure(owner === 'foreign' ? 'session_foreign' : 'session_unknown', undefined, principal.issuer);
+      }
+
+      if (policy.inspectsBodies && req.method === 'POST') {
+        if (!isJson(req.headers)) throw new AuthFailure('unsupported_media_type');
+        const read = await readBody(req, config.policy.max_body_bytes);
+        if (!read.ok) {
+          // The rest of the body was not read, so the connection cannot carry another request.
+          res.setHeader('connection', 'close');
+          throw new AuthFailure('body_too_large');
+        }
+        body = read.body;
+        const judgement = judgeBody(req.headers, body, principal.scopes, policy);
+        if (judgement.decision) audit(requestId, principal, judgement.decision);
+        if (!judgement.allowed) {
+          refuse(res, access, new AuthFailure(judgement.reason, judgement.detail, principal.issuer), judgement.decision?.needed);
+          return;
+        }
+      }
     } catch (error) {
       if (!(error instanceof AuthFailure)) throw error;
       refuse(res, access, error);
@@ -105,14 +169,25 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       sendJson(res, 503, { error: 'upstream_credential_unavailable', error_description: 'the proxy has no upstream credential' }, { 'retry-after': '5' });
       return;
     }
+    const presentedSession = req.headers['mcp-session-id'];
     scrub(req.headers);
     access.outcome = 'allowed';
     access.upstream = await forwarder.forward(req, res, {
-      ...upstreamCredential.headers,
-      ...identity.headers(access.principal),
-      ...forwardedHeaders,
-      'x-forwarded-for': req.socket.remoteAddress ?? '',
-      'x-request-id': requestId,
+      inject: {
+        ...upstreamCredential.headers,
+        ...identity.headers(principal),
+        ...forwardedHeaders,
+        'x-forwarded-for': req.socket.remoteAddress ?? '',
+        'x-request-id': requestId,
+      },
+      ...(body ? { body } : {}),
+      onResponse: sessions
+        ? (status, headers) => {
+            const issued = headers['mcp-session-id'];
+            if (typeof issued === 'string' && issued !== presentedSession) sessions.bind(issued, principal);
+            if (req.method === 'DELETE' && typeof presentedSession === 'string' && status >= 200 && status < 300) sessions.forget(presentedSession);
+          }
+        : undefined,
     });
     if (access.upstream.failure && access.upstream.failure !== 'reset') access.outcome = 'upstream_error';
   };

@@ -8,6 +8,8 @@ import type { Config } from './config/schema.ts';
 import { openSecretSource, type SecretSource } from './config/secret-source.ts';
 import { InFlight } from './lifecycle/in-flight.ts';
 import { Readiness } from './lifecycle/readiness.ts';
+import { Policy } from './mcp/policy.ts';
+import { SessionBinding } from './mcp/session-binding.ts';
 import { buildProtectedResourceMetadata } from './metadata/protected-resource.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
@@ -75,6 +77,8 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     config,
     metadata: buildProtectedResourceMetadata(config),
     verifier,
+    policy: new Policy(config),
+    sessions: config.sessions.bind ? new SessionBinding({ maxEntries: config.sessions.max_entries, idleTtlMs: config.sessions.idle_ttl }) : undefined,
     forwarder,
     credential,
     identity: createIdentityHeaders(config.upstream.identity_headers),

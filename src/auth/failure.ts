@@ -21,6 +21,14 @@ export const AUTH_FAILURE_REASONS = [
   'inactive',
   'insufficient_scope',
   'verifier_unavailable',
+  'origin_denied',
+  'host_denied',
+  'session_unknown',
+  'session_foreign',
+  'body_too_large',
+  'unsupported_media_type',
+  'unreadable_body',
+  'header_mismatch',
 ] as const;
 
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];

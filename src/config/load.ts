@@ -75,6 +75,15 @@ function crossFieldProblems(config: Config): ConfigProblem[] {
     if (seen.has(server.issuer)) problems.push({ path: `authorization_servers[${index}].issuer`, message: 'this issuer is listed twice' });
     seen.add(server.issuer);
   });
+  config.policy.rules.forEach((rule, index) => {
+    const { method, tool, prompt, uri } = rule.match;
+    const expected = tool !== undefined ? 'tools/call' : prompt !== undefined ? 'prompts/get' : uri !== undefined ? 'resources/read' : undefined;
+    if ([tool, prompt, uri].filter((value) => value !== undefined).length > 1) {
+      problems.push({ path: `policy.rules[${index}].match`, message: 'name at most one of tool, prompt and uri' });
+    } else if (expected && method !== expected) {
+      problems.push({ path: `policy.rules[${index}].match.method`, message: `must be ${expected} when the rule names a ${tool !== undefined ? 'tool' : prompt !== undefined ? 'prompt' : 'uri'}` });
+    }
+  });
   const credential = config.upstream.credential;
   const credentialHeader = credential.type === 'header' ? credential.name : credential.type === 'bearer' ? 'authorization' : undefined;
   for (const name of Object.keys(config.upstream.identity_headers)) {

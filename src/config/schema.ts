@@ -22,6 +22,9 @@ export const DEFAULTS = {
   cacheMaxEntries: 10_000,
   cacheMaxTtl: '5m',
   cacheNegativeTtl: '10s',
+  maxBodyBytes: 4 * 1024 * 1024,
+  sessionMaxEntries: 10_000,
+  sessionIdleTtl: '24h',
 } as const;
 
 /** Asymmetric JWS algorithms only: symmetric ones would need a shared secret, and `none` is never a choice. */
@@ -109,6 +112,8 @@ const listen = z
   .strictObject({
     host: text().default(DEFAULTS.listenHost),
     port: port(DEFAULTS.listenPort),
+    /** Host header values (host or host:port) accepted; empty accepts any. DNS-rebinding protection. */
+    allowed_hosts: z.array(text().pipe(z.string().min(1))).default([]),
   })
   .prefault({});
 
@@ -195,6 +200,43 @@ const upstream = z.strictObject({
 
 const cors = z.strictObject({ allowed_origins: z.array(text()).default([]) }).prefault({});
 
+const rule = z.strictObject({
+  match: z
+    .strictObject({
+      /** JSON-RPC method, a glob (`*` any run of characters, `?` one). */
+      method: z.string().min(1),
+      /** For tools/call: the tool name (glob). */
+      tool: z.string().min(1).optional(),
+      /** For prompts/get: the prompt name (glob). */
+      prompt: z.string().min(1).optional(),
+      /** For resources/read: the resource URI (glob). */
+      uri: z.string().min(1).optional(),
+    }),
+  scopes: z.array(scopeToken()).min(1),
+});
+
+const policy = z
+  .strictObject({
+    /** A scope implies others (2026-07-28 §11.1.2), transitively: `{ "mcp:admin": [mcp:write], "mcp:write": [mcp:read] }`. */
+    scope_hierarchy: z.record(scopeToken(), z.array(scopeToken())).default({}),
+    /** First match wins; `tokens.required_scopes` applies to every request besides. */
+    rules: z.array(rule).default([]),
+    /** The `scope` of a 403: the token's scopes plus the needed ones, or only the needed ones. */
+    challenge_scope: z.enum(['granted_and_required', 'required']).default('granted_and_required'),
+    /** Largest JSON-RPC body read for the rules; larger ones get 413. */
+    max_body_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(DEFAULTS.maxBodyBytes),
+  })
+  .prefault({});
+
+const sessions = z
+  .strictObject({
+    /** Refuse a session id presented with another principal's token (the upstream cannot tell). */
+    bind: z.boolean().default(true),
+    max_entries: z.number().int().min(1).max(10_000_000).default(DEFAULTS.sessionMaxEntries),
+    idle_ttl: duration(DEFAULTS.sessionIdleTtl),
+  })
+  .prefault({});
+
 const logging = z
   .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
   .prefault({});
@@ -209,6 +251,8 @@ export const configSchema = z.strictObject({
   tokens,
   upstream,
   cors,
+  policy,
+  sessions,
   logging,
   lifecycle,
   /** Allows plain http:// URLs for non-loopback hosts (resource, issuers, JWKS). Never in production. */

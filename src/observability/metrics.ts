@@ -9,6 +9,31 @@ export type Outcome = 'allowed' | 'denied' | 'unavailable' | 'upstream_error' | 
 
 const UNKNOWN_ISSUER = 'unknown';
 
+/** The methods MCP defines; anything else a client sends is counted as "other". */
+const MCP_METHODS = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'tools/call',
+  'prompts/list',
+  'prompts/get',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'completion/complete',
+  'logging/setLevel',
+  'tasks/get',
+  'tasks/list',
+  'tasks/result',
+  'tasks/cancel',
+  'notifications/initialized',
+  'notifications/cancelled',
+  'notifications/progress',
+  'notifications/roots/list_changed',
+]);
+
 /**
  * The proxy's Prometheus metrics on their own registry. Label values come only from closed sets or
  * from config (issuer URLs): nothing a client sends can mint a new series.
@@ -25,6 +50,7 @@ export class Metrics {
   readonly #introspectionSeconds: Histogram<'issuer'>;
   readonly #cacheLookups: Counter<'issuer' | 'result'>;
   #cachedTokens: () => number = () => 0;
+  readonly #policyDecisions: Counter<'method' | 'decision' | 'rule'>;
 
   constructor(issuers: readonly string[]) {
     this.#issuers = new Set(issuers);
@@ -86,6 +112,12 @@ export class Metrics {
         this.set(cachedTokens());
       },
     });
+    this.#policyDecisions = new Counter({
+      name: 'mcp_warden_policy_decisions_total',
+      help: 'JSON-RPC messages judged by policy, by MCP method (known methods, else "other"), decision and the rule that spoke ("none" for required scopes only).',
+      labelNames: ['method', 'decision', 'rule'],
+      registers: [this.registry],
+    });
     // Every reason exists from the start, so rate() and alerts work before the first failure.
     for (const reason of AUTH_FAILURE_REASONS) this.#authFailures.inc({ reason, issuer: UNKNOWN_ISSUER }, 0);
   }
@@ -116,6 +148,12 @@ export class Metrics {
   /** Where the entries gauge reads its value at scrape time. */
   countCachedTokens(source: () => number): void {
     this.#cachedTokens = source;
+  }
+
+  /** `rule` is a config path such as policy.rules[2]; method names outside MCP's own become "other". */
+  policyDecision(method: string | undefined, allowed: boolean, rule: string | undefined): void {
+    const label = method === undefined ? 'response' : MCP_METHODS.has(method) ? method : 'other';
+    this.#policyDecisions.inc({ method: label, decision: allowed ? 'allow' : 'deny', rule: rule ?? 'none' });
   }
 
   streamOpened(): void {

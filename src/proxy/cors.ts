@@ -4,11 +4,12 @@ import type { ServerResponse } from 'node:http';
 const EXPOSED = 'WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version';
 const ALLOWED_REQUEST_HEADERS = 'Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name';
 
-/** CORS for the protected endpoint: only configured origins are granted anything. */
-export function createCors(allowedOrigins: readonly string[]) {
-  const allowed = new Set(allowedOrigins);
+/** CORS for the protected endpoint: only configured origins (and the resource's own) are granted anything. */
+export function createCors(allowedOrigins: readonly string[], ownOrigin: string) {
+  const allowed = new Set([...allowedOrigins, ownOrigin]);
   const grant = (origin: string | undefined): origin is string => origin !== undefined && (allowed.has('*') || allowed.has(origin));
   return {
+    allows: (origin: string) => grant(origin),
     /** Adds the grant to a response for an allowed origin. */
     decorate(origin: string | undefined, res: ServerResponse): void {
       res.setHeader('vary', 'Origin');

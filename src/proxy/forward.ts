@@ -1,4 +1,5 @@
-import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import { sendJson } from './respond.ts';
 import { clientResponseHeaders, isEventStream } from './response-headers.ts';
@@ -23,7 +24,17 @@ export interface ForwarderOptions {
   readonly onStreamStart?: (req: IncomingMessage, res: ServerResponse, end: () => void) => void;
 }
 
+export interface ForwardOptions {
+  /** Headers the proxy adds, after the client's were scrubbed. */
+  readonly inject: Record<string, string>;
+  /** A body already read (for inspection): sent instead of the request stream, byte for byte. */
+  readonly body?: Buffer;
+  /** Sees the upstream's status and headers before the client does. */
+  readonly onResponse?: (status: number, headers: IncomingHttpHeaders) => void;
+}
+
 interface Exchange {
+  onResponse: ForwardOptions['onResponse'];
   timer: NodeJS.Timeout | undefined;
   upstreamStatus: number | undefined;
   failure: UpstreamFailure | undefined;
@@ -68,16 +79,17 @@ export class Forwarder {
     this.#proxy.on('econnreset', () => undefined);
   }
 
-  /** Forwards `req` (headers already scrubbed) with `inject` added; resolves when the response is over. */
-  forward(req: IncomingMessage, res: ServerResponse, inject: Record<string, string>): Promise<ForwardOutcome> {
-    const exchange: Exchange = { timer: undefined, upstreamStatus: undefined, failure: undefined, stream: false, closing: false };
+  /** Forwards `req` (headers already scrubbed); resolves when the response is over. */
+  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): Promise<ForwardOutcome> {
+    const exchange: Exchange = { onResponse: options.onResponse, timer: undefined, upstreamStatus: undefined, failure: undefined, stream: false, closing: false };
     this.#exchanges.set(req, exchange);
     return new Promise((resolve) => {
       res.once('close', () => {
         clearTimeout(exchange.timer);
         resolve({ upstreamStatus: exchange.upstreamStatus, failure: exchange.failure, stream: exchange.stream });
       });
-      this.#proxy.web(req, res, { headers: inject }, (error: Error) => this.#fail(error, exchange, res));
+      const body = options.body ? { buffer: Readable.from([options.body]) } : {};
+      this.#proxy.web(req, res, { headers: options.inject, ...body }, (error: Error) => this.#fail(error, exchange, res));
     });
   }
 
@@ -100,6 +112,7 @@ export class Forwarder {
     clearTimeout(exchange.timer);
     const status = proxyRes.statusCode ?? 502;
     exchange.upstreamStatus = status;
+    exchange.onResponse?.(status, proxyRes.headers);
     if (status === 401 || status === 403) {
       proxyRes.resume();
       exchange.failure = 'upstream_auth';

@@ -26,7 +26,7 @@ describe('challenges', () => {
     expect(challenge.headers['www-authenticate']).toBe(`Bearer resource_metadata="${context.resourceMetadataUrl}", scope="mcp:read mcp:write"`);
   });
 
-  it.each(AUTH_FAILURE_REASONS.filter((reason) => REASONS[reason].status !== 503))(
+  it.each(AUTH_FAILURE_REASONS.filter((reason) => REASONS[reason].status <= 403 && (REASONS[reason].error || reason === 'missing_token')))(
     '%s parses with the strict grammar and with the official SDK',
     (reason) => {
       const challenge = challengeFor(reason, context);
@@ -41,6 +41,15 @@ describe('challenges', () => {
       expect(JSON.parse(challenge.body)).toMatchObject({ error_description: REASONS[reason].description });
     },
   );
+
+  it('names no Bearer challenge for refusals a new token would not cure', () => {
+    for (const reason of ['origin_denied', 'host_denied', 'session_unknown', 'session_foreign', 'body_too_large', 'unsupported_media_type', 'unreadable_body', 'header_mismatch'] as const) {
+      const challenge = challengeFor(reason, context);
+      expect(challenge.headers['www-authenticate'], reason).toBeUndefined();
+      expect(challenge.status).toBe(REASONS[reason].status);
+    }
+    expect(challengeFor('session_unknown', context).body).toBe(challengeFor('session_foreign', context).body);
+  });
 
   it('maps each reason to the status its error code demands', () => {
     for (const reason of AUTH_FAILURE_REASONS) {

@@ -1,0 +1,10 @@
+/**
+ * Compiles a glob for names and URIs: `*` is any run of characters (slashes included), `?` is one
+ * character, everything else is literal. The whole string must match.
+ */
+export function compileGlob(pattern: string): (value: string) => boolean {
+  if (!/[*?]/.test(pattern)) return (value) => value === pattern;
+  const source = [...pattern].map((char) => (char === '*' ? '.*' : char === '?' ? '.' : char.replace(/[\\^$.|+()[\]{}]/g, '\\$&'))).join('');
+  const regex = new RegExp(`^${source}$`, 's');
+  return (value) => regex.test(value);
+}

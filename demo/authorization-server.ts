@@ -103,6 +103,15 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0]!;
     counts.set(path, (counts.get(path) ?? 0) + 1);
+    if (req.method === 'POST' && path === '/reg') {
+      registerWithoutScopeLimit(req)
+        .then(() => callback(req, res))
+        .catch((error: unknown) => {
+          res.writeHead(400, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: 'invalid_client_metadata', error_description: (error as Error).message }));
+        });
+      return;
+    }
     if (req.url?.startsWith('/interaction/')) {
       approve(provider, req, res).catch((error: unknown) => {
         res.writeHead(500, { 'content-type': 'text/plain' });
@@ -135,6 +144,20 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       await once(server, 'close');
     },
   };
+}
+
+/**
+ * The SDK registers with the scope of the first challenge, and oidc-provider would then refuse that
+ * client any other scope, so a step-up to a broader scope could never succeed. This demo server takes
+ * a registration's `scope` as a hint, as many authorization servers do: it is dropped, and the client
+ * may ask for any scope the resource offers. oidc-provider reads an already-consumed body from req.body.
+ */
+async function registerWithoutScopeLimit(req: IncomingMessage): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const metadata = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+  delete metadata.scope;
+  Object.assign(req, { body: metadata });
 }
 
 function asMinter(url: string, body: URLSearchParams): Promise<Response> {

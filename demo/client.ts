@@ -5,7 +5,7 @@ import { connectWithOAuth } from './oauth-client.ts';
 
 const url = process.argv[2] ?? `http://127.0.0.1:${process.env.DEMO_WARDEN_PORT ?? 8080}/mcp`;
 const connection = await connectWithOAuth(url, { clientName: 'mcp-warden demo client' });
-const claims = decodeJwt(connection.accessToken);
+const claims = decodeJwt(connection.accessToken());
 console.log(`authorized: sub=${claims.sub} client_id=${claims.client_id} aud=${JSON.stringify(claims.aud)} scope="${claims.scope}"`);
 
 const { tools } = await connection.client.listTools();

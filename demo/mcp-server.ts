@@ -16,6 +16,8 @@ export interface RecordedRequest {
   readonly headers: IncomingHttpHeaders;
   readonly rawHeaders: readonly string[];
   readonly at: number;
+  /** The body exactly as received, once read (POST). */
+  body?: Buffer;
 }
 
 export interface StartedMcpServer {
@@ -56,6 +58,12 @@ function buildServer(): McpServer {
       return { content: [{ type: 'text', text: 'done' }] };
     },
   );
+  server.registerTool('read_file', { description: 'Pretends to read a file.', inputSchema: { path: z.string() } }, async ({ path }) => ({
+    content: [{ type: 'text', text: `contents of ${path}` }],
+  }));
+  server.registerTool('delete_file', { description: 'Pretends to delete a file: a tool worth guarding.', inputSchema: { path: z.string() } }, async ({ path }) => ({
+    content: [{ type: 'text', text: `deleted ${path}` }],
+  }));
   server.registerTool('slow', { description: 'Waits `ms` milliseconds, then answers.', inputSchema: { ms: z.number().int().min(0).max(60_000) } }, async ({ ms }) => {
     await sleep(ms);
     return { content: [{ type: 'text', text: `slept ${ms}` }] };
@@ -63,7 +71,7 @@ function buildServer(): McpServer {
   return server;
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+async function readJson(req: IncomingMessage, record: RecordedRequest | undefined): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -71,7 +79,9 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY_BYTES) throw new Error('body too large');
     chunks.push(chunk as Buffer);
   }
-  return size === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  const body = Buffer.concat(chunks);
+  if (record) record.body = body;
+  return size === 0 ? undefined : JSON.parse(body.toString('utf8'));
 }
 
 function jsonRpcError(res: ServerResponse, status: number, message: string): void {
@@ -83,7 +93,7 @@ export async function startMcpServer(options: { port?: number } = {}): Promise<S
   const requests: RecordedRequest[] = [];
   const transports = new Map<string, StreamableHTTPServerTransport>();
 
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, record: RecordedRequest) => {
     if ((req.url ?? '/').split('?')[0] !== '/mcp') {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found');
@@ -95,7 +105,7 @@ export async function startMcpServer(options: { port?: number } = {}): Promise<S
       if (!existing) return jsonRpcError(res, sessionId ? 404 : 400, sessionId ? 'Session not found' : 'Mcp-Session-Id required');
       return existing.handleRequest(req, res);
     }
-    const body = await readJson(req);
+    const body = await readJson(req, record);
     if (existing) return existing.handleRequest(req, res, body);
     if (sessionId) return jsonRpcError(res, 404, 'Session not found');
     if (!isInitializeRequest(body)) return jsonRpcError(res, 400, 'No session: the first request must be initialize');
@@ -111,8 +121,9 @@ export async function startMcpServer(options: { port?: number } = {}): Promise<S
   };
 
   const server = createServer((req, res) => {
-    requests.push({ method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers }, rawHeaders: [...req.rawHeaders], at: Date.now() });
-    handle(req, res).catch((error: unknown) => {
+    const record: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers }, rawHeaders: [...req.rawHeaders], at: Date.now() };
+    requests.push(record);
+    handle(req, res, record).catch((error: unknown) => {
       if (!res.headersSent) jsonRpcError(res, 500, (error as Error).message);
       else res.destroy();
     });

@@ -12,7 +12,13 @@ const MAX_HOPS = 20;
 export interface OAuthConnection {
   readonly client: Client;
   readonly transport: StreamableHTTPClientTransport;
-  readonly accessToken: string;
+  /** The token now in use (it changes after a step-up). */
+  accessToken(): string;
+  /**
+   * Completes a re-authorization the SDK started on its own: after a 403 insufficient_scope it asks for
+   * the challenged scopes and throws UnauthorizedError; this hands it the new code.
+   */
+  reauthorize(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -24,11 +30,11 @@ class ScriptedProvider implements OAuthClientProvider {
   code: Promise<string> | undefined;
   readonly #metadata: OAuthClientMetadata;
 
-  constructor(clientName: string, scope: string | undefined) {
+  constructor(clientName: string, scope: string | undefined, refreshTokens: boolean) {
     this.#metadata = {
       client_name: clientName,
       redirect_uris: [REDIRECT_URI],
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: refreshTokens ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'none',
       ...(scope ? { scope } : {}),
@@ -104,12 +110,19 @@ export async function followAuthorizationRedirects(authorizationUrl: URL, redire
 }
 
 /**
+ * `refreshTokens: false` registers without the refresh_token grant. The SDK (1.32) answers a 403
+ * insufficient_scope by refreshing when it holds a refresh token, and a refresh cannot widen the grant,
+ * so step-up to new scopes needs a client without one.
+ *
  * Connects the SDK client to `mcpUrl`: the first attempt meets the 401, the SDK discovers the metadata,
  * registers and starts the authorization; the walker gets the code, the SDK exchanges it, and the
  * second attempt connects with the token.
  */
-export async function connectWithOAuth(mcpUrl: string, options: { clientName?: string; scope?: string } = {}): Promise<OAuthConnection> {
-  const provider = new ScriptedProvider(options.clientName ?? 'mcp-warden scripted client', options.scope);
+export async function connectWithOAuth(
+  mcpUrl: string,
+  options: { clientName?: string; scope?: string; refreshTokens?: boolean } = {},
+): Promise<OAuthConnection> {
+  const provider = new ScriptedProvider(options.clientName ?? 'mcp-warden scripted client', options.scope, options.refreshTokens ?? true);
   const first = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
   try {
     await new Client({ name: 'probe', version: '1.0.0' }).connect(first);
@@ -124,7 +137,11 @@ export async function connectWithOAuth(mcpUrl: string, options: { clientName?: s
   return {
     client,
     transport,
-    accessToken: provider.tokens()!.access_token,
+    accessToken: () => provider.tokens()!.access_token,
+    async reauthorize() {
+      if (!provider.code) throw new Error('no authorization was started');
+      await transport.finishAuth(await provider.code);
+    },
     close: () => client.close(),
   };
 }

@@ -40,11 +40,11 @@ describe('opaque tokens from oidc-provider, checked by introspection', () => {
     const before = stack.as.requestCount(INTROSPECTION);
     const connection = await connectWithOAuth(stack.mcpUrl, { clientName: 'opaque-e2e' });
     try {
-      expect(connection.accessToken).not.toContain('.');
+      expect(connection.accessToken()).not.toContain('.');
       const result = await connection.client.callTool({ name: 'echo', arguments: { text: 'opaque' } });
       expect(result.content).toEqual([{ type: 'text', text: 'opaque' }]);
       expect(stack.as.requestCount(INTROSPECTION)).toBeGreaterThan(before);
-      for (const request of stack.mcp.requests) expect(JSON.stringify(request.rawHeaders)).not.toContain(connection.accessToken);
+      for (const request of stack.mcp.requests) expect(JSON.stringify(request.rawHeaders)).not.toContain(connection.accessToken());
     } finally {
       await connection.close();
     }

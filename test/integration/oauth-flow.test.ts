@@ -17,8 +17,8 @@ describe('the official SDK client through mcp-warden, with a real OAuth flow', (
   });
 
   it('discovers the metadata from the 401, registers, and gets an at+jwt for this resource', () => {
-    expect(decodeProtectedHeader(connection.accessToken).typ).toBe('at+jwt');
-    const claims = decodeJwt(connection.accessToken);
+    expect(decodeProtectedHeader(connection.accessToken()).typ).toBe('at+jwt');
+    const claims = decodeJwt(connection.accessToken());
     expect(claims.aud).toBe(stack.mcpUrl);
     expect(claims.iss).toBe(stack.as.issuer);
     expect(claims.scope).toBe('mcp:read mcp:write');
@@ -28,7 +28,7 @@ describe('the official SDK client through mcp-warden, with a real OAuth flow', (
 
   it('lists and calls tools of a server that has no auth code', async () => {
     const { tools } = await connection.client.listTools();
-    expect(tools.map((tool) => tool.name).sort()).toEqual(['countdown', 'echo', 'slow']);
+    expect(tools.map((tool) => tool.name).sort()).toEqual(['countdown', 'delete_file', 'echo', 'read_file', 'slow']);
     const result = await connection.client.callTool({ name: 'echo', arguments: { text: 'through the warden' } });
     expect(result.content).toEqual([{ type: 'text', text: 'through the warden' }]);
   });
@@ -64,7 +64,7 @@ describe('the official SDK client through mcp-warden, with a real OAuth flow', (
     expect(stack.mcp.requests.length).toBeGreaterThan(0);
     for (const request of stack.mcp.requests) {
       expect(request.headers.authorization).toBeUndefined();
-      expect(JSON.stringify(request.rawHeaders)).not.toContain(connection.accessToken);
+      expect(JSON.stringify(request.rawHeaders)).not.toContain(connection.accessToken());
       expect(request.url).not.toContain('access_token');
     }
     const denied = new Set(stack.logs.filter((log) => log.msg === 'request' && log.outcome === 'denied').map((log) => log.request_id));

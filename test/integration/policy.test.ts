@@ -1,0 +1,197 @@
+import { createHash } from 'node:crypto';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { extractWWWAuthenticateParams } from '@modelcontextprotocol/sdk/client/auth.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectWithOAuth, type OAuthConnection } from '../../demo/oauth-client.ts';
+import { INITIALIZE, MCP_HEADERS, startStack, waitFor, type Stack } from '../helpers/stack.ts';
+
+const ALL_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin'];
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack(
+    (base) => ({
+      ...base,
+      resource: { ...(base.resource as object), scopes_supported: ['mcp:read', 'mcp:write'] },
+      tokens: { ...(base.tokens as object), required_scopes: ['mcp:read'] },
+      policy: {
+        scope_hierarchy: { 'mcp:admin': ['mcp:write'], 'mcp:write': ['mcp:read'] },
+        rules: [
+          { match: { method: 'tools/call', tool: 'delete_*' }, scopes: ['mcp:admin'] },
+          { match: { method: 'tools/call', tool: 'read_*' }, scopes: ['mcp:read'] },
+          { match: { method: 'tools/list' }, scopes: ['mcp:read'] },
+        ],
+        max_body_bytes: 64 * 1024,
+      },
+      cors: { allowed_origins: ['https://app.example'] },
+    }),
+    { scopes: ALL_SCOPES },
+  );
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+const rpc = (id: number, method: string, params: Record<string, unknown> = {}) => ({ jsonrpc: '2.0', id, method, params });
+const callTool = (id: number, name: string) => rpc(id, 'tools/call', { name, arguments: { path: '/etc/hosts' } });
+
+/** Opens an MCP session with `token` the way a client would, and returns its headers. */
+async function openSession(token: string): Promise<Record<string, string>> {
+  const auth = { authorization: `Bearer ${token}` };
+  const init = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP_HEADERS, ...auth }, body: INITIALIZE });
+  expect(init.status).toBe(200);
+  await init.text();
+  const session = { ...auth, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-11-25' };
+  const initialized = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP_HEADERS, ...session }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
+  expect(initialized.status).toBe(202);
+  return session;
+}
+
+const post = (headers: Record<string, string>, body: unknown) =>
+  fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP_HEADERS, ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+async function resultText(response: Response): Promise<string | undefined> {
+  const text = await response.text();
+  const data = text.split('\n').find((line) => line.startsWith('data: '));
+  return (JSON.parse(data ? data.slice(6) : text) as { result?: { content?: Array<{ text: string }> } }).result?.content?.[0]?.text;
+}
+
+describe('per-tool scopes with the official SDK client', () => {
+  let connection: OAuthConnection;
+  afterAll(async () => {
+    await connection?.close();
+  });
+
+  it('lets mcp:read list tools and read, then steps up to mcp:admin on a 403 and succeeds', async () => {
+    // Without a refresh token: SDK 1.32 would refresh instead of asking for the new scope (see oauth-client.ts).
+    connection = await connectWithOAuth(stack.mcpUrl, { clientName: 'step-up', refreshTokens: false });
+    expect(connection.accessToken()).toBeTruthy();
+    await connection.client.listTools();
+    const read = await connection.client.callTool({ name: 'read_file', arguments: { path: '/etc/hosts' } });
+    expect(read.content).toEqual([{ type: 'text', text: 'contents of /etc/hosts' }]);
+
+    const before = stack.mcp.requests.length;
+    const denied = await connection.client.callTool({ name: 'delete_file', arguments: { path: '/etc/hosts' } }).catch((error: unknown) => error);
+    expect(denied).toBeInstanceOf(UnauthorizedError);
+    expect(stack.mcp.requests.length).toBe(before);
+    const refusal = stack.logs.findLast((log) => log.msg === 'request' && log.status === 403);
+    expect(refusal).toMatchObject({ reason: 'insufficient_scope' });
+
+    await connection.reauthorize();
+    const deleted = await connection.client.callTool({ name: 'delete_file', arguments: { path: '/etc/hosts' } });
+    expect(deleted.content).toEqual([{ type: 'text', text: 'deleted /etc/hosts' }]);
+    const scope = (await import('jose')).decodeJwt(connection.accessToken()).scope as string;
+    expect(scope.split(' ').sort()).toEqual(['mcp:admin', 'mcp:read']);
+  });
+
+  it('challenges with error="insufficient_scope" and a scope holding what the token has and mcp:admin', async () => {
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const response = await post({ authorization: `Bearer ${token}` }, callTool(1, 'delete_file'));
+    expect(response.status).toBe(403);
+    const params = extractWWWAuthenticateParams(response);
+    expect(params.error).toBe('insufficient_scope');
+    expect(params.scope).toBe('mcp:read mcp:admin');
+  });
+});
+
+describe('MCP-aware authorization', () => {
+  it('honours the scope hierarchy: mcp:admin passes rules that need mcp:read', async () => {
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:admin' });
+    const session = await openSession(token);
+    expect(await resultText(await post(session, callTool(2, 'read_file')))).toBe('contents of /etc/hosts');
+    expect((await post(session, rpc(3, 'tools/list'))).status).toBe(200);
+  });
+
+  it('refuses a batch with one forbidden call whole, and the upstream receives nothing', async () => {
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const session = await openSession(token);
+    const before = stack.mcp.requests.length;
+    const response = await post(session, [callTool(4, 'read_file'), callTool(5, 'delete_file')]);
+    expect(response.status).toBe(403);
+    expect(extractWWWAuthenticateParams(response).scope).toBe('mcp:read mcp:admin');
+    expect(stack.mcp.requests.length).toBe(before);
+  });
+
+  it('refuses an Mcp-Name header that disagrees with the body with 400', async () => {
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:admin' });
+    const before = stack.mcp.requests.length;
+    const response = await post({ authorization: `Bearer ${token}`, 'mcp-method': 'tools/call', 'mcp-name': 'read_file' }, callTool(6, 'delete_file'));
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: 'header_mismatch' });
+    expect(stack.mcp.requests.length).toBe(before);
+  });
+
+  it("refuses user B's valid token with user A's session, as an unknown session, and forwards nothing", async () => {
+    const alice = await connectWithOAuth(stack.mcpUrl, { clientName: 'alice' });
+    try {
+      const sessionId = alice.transport.sessionId!;
+      const bob = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:admin' });
+      const before = stack.mcp.requests.length;
+      const hijack = await post({ authorization: `Bearer ${bob}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }, callTool(7, 'read_file'));
+      expect(hijack.status).toBe(404);
+      const unknown = await post({ authorization: `Bearer ${bob}`, 'mcp-session-id': 'made-up', 'mcp-protocol-version': '2025-11-25' }, callTool(8, 'read_file'));
+      expect(unknown.status).toBe(404);
+      expect(await hijack.json()).toEqual(await unknown.json());
+      expect(stack.mcp.requests.length).toBe(before);
+      const own = await alice.client.callTool({ name: 'read_file', arguments: { path: '/tmp/a' } });
+      expect(own.content).toEqual([{ type: 'text', text: 'contents of /tmp/a' }]);
+    } finally {
+      await alice.close();
+    }
+  });
+
+  it('refuses a disallowed Origin with 403 before looking at the token, and answers an allowed preflight itself', async () => {
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const before = stack.mcp.requests.length;
+    const evil = await post({ authorization: `Bearer ${token}`, origin: 'https://evil.example' }, rpc(9, 'tools/list'));
+    expect(evil.status).toBe(403);
+    expect(evil.headers.get('www-authenticate')).toBeNull();
+    expect((await post({ origin: 'https://evil.example' }, rpc(10, 'tools/list'))).status).toBe(403);
+    const preflight = await fetch(stack.mcpUrl, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, mcp-session-id' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/Authorization/);
+    expect(preflight.headers.get('access-control-expose-headers')).toBe('WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version');
+    expect(stack.mcp.requests.length).toBe(before);
+    const allowed = await post({ authorization: `Bearer ${token}`, origin: 'https://app.example' }, INITIALIZE);
+    expect(allowed.status).toBe(200);
+    expect(allowed.headers.get('access-control-expose-headers')).toBe('WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version');
+    await allowed.body?.cancel();
+  });
+
+  it('forwards an inspected body byte for byte', async () => {
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const session = await openSession(token);
+    const body = '{ "params" : {"arguments":{"path":"/caf\\u00e9/\u00fcber"}, "name":"read_file"},\n\t"method":"tools/call", "id": 11, "jsonrpc":"2.0" }  ';
+    const before = stack.mcp.requests.length;
+    const response = await post(session, body);
+    expect(await resultText(response)).toBe('contents of /café/über');
+    const received = stack.mcp.requests.slice(before).find((request) => request.method === 'POST');
+    const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+    expect(sha(received!.body!)).toBe(sha(Buffer.from(body)));
+  });
+
+  it('refuses a body over max_body_bytes with 413 and a non-JSON POST with 415', async () => {
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const before = stack.mcp.requests.length;
+    const big = await post({ authorization: `Bearer ${token}` }, { ...callTool(12, 'read_file'), pad: 'x'.repeat(70_000) });
+    expect(big.status).toBe(413);
+    const plain = await fetch(stack.mcpUrl, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: JSON.stringify(callTool(13, 'delete_file')) });
+    expect(plain.status).toBe(415);
+    const garbage = await post({ authorization: `Bearer ${token}` }, '{"jsonrpc":');
+    expect(garbage.status).toBe(400);
+    expect(stack.mcp.requests.length).toBe(before);
+  });
+
+  it('writes one audit line per judged message and counts decisions by method and rule', async () => {
+    await waitFor(() => stack.logs.some((log) => log.msg === 'policy decision' && log.decision === 'deny'), 'a deny audit line');
+    const deny = stack.logs.find((log) => log.msg === 'policy decision' && log.decision === 'deny' && log.target === 'delete_file');
+    expect(deny).toMatchObject({ rpc_method: 'tools/call', rule: 'policy.rules[0]', missing_scopes: ['mcp:admin'], sub: expect.any(String) });
+    const metrics = await (await fetch(`${stack.warden.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/mcp_warden_policy_decisions_total\{method="tools\/call",decision="deny",rule="policy\.rules\[0\]"\} [1-9]/);
+    expect(metrics).toMatch(/mcp_warden_policy_decisions_total\{method="tools\/call",decision="allow",rule="policy\.rules\[1\]"\} [1-9]/);
+  });
+});

@@ -173,6 +173,12 @@ describe('upstream faults', () => {
     expect(await response.text()).toBe('data: late\n\n');
   });
 
+  it('streams bodies straight through, uninspected, when no policy rule needs them', async () => {
+    const response = await fetch(new URL('/echo', stack.mcpUrl), { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: 'not json at all' });
+    expect(response.status).toBe(200);
+    await response.body?.cancel();
+  });
+
   it('drops hop-by-hop response headers, including those the upstream lists in Connection', async () => {
     const response = await get('/echo');
     expect(response.headers.get('x-upstream-secret')).toBeNull();

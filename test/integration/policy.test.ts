@@ -94,6 +94,44 @@ describe('per-tool scopes with the official SDK client', () => {
   });
 });
 
+describe('the scope of an insufficient_scope challenge', () => {
+  it('names the granted scopes too by default, so a client that re-authorizes with it keeps them', async () => {
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read mcp:write' });
+    const response = await post({ authorization: `Bearer ${token}` }, callTool(20, 'delete_file'));
+    expect(extractWWWAuthenticateParams(response).scope).toBe('mcp:read mcp:write mcp:admin');
+  });
+
+  it('names only what the operation needs with challenge_scope: required', async () => {
+    const strict = await startStack(
+      (base) => ({
+        ...base,
+        tokens: { ...(base.tokens as object), required_scopes: ['mcp:read'] },
+        listen: { ...(base.listen as object), allowed_hosts: [`127.0.0.1:${(base.listen as { port: number }).port}`] },
+        policy: { challenge_scope: 'required', rules: [{ match: { method: 'tools/call', tool: 'delete_*' }, scopes: ['mcp:admin'] }] },
+      }),
+      { scopes: ALL_SCOPES },
+    );
+    try {
+      const token = await strict.as.mintToken({ resource: strict.mcpUrl, scope: 'mcp:read mcp:write' });
+      const response = await fetch(strict.mcpUrl, { method: 'POST', headers: { ...MCP_HEADERS, authorization: `Bearer ${token}` }, body: JSON.stringify(callTool(21, 'delete_file')) });
+      expect(extractWWWAuthenticateParams(response).scope).toBe('mcp:read mcp:admin');
+      // DNS rebinding: a Host outside listen.allowed_hosts is misdirected, metadata included.
+      const { request } = await import('node:http');
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(new URL('/.well-known/oauth-protected-resource/mcp', strict.mcpUrl), { headers: { host: 'evil.example' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status).toBe(421);
+    } finally {
+      await strict.close();
+    }
+  });
+});
+
 describe('MCP-aware authorization', () => {
   it('honours the scope hierarchy: mcp:admin passes rules that need mcp:read', async () => {
     const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:admin' });

@@ -142,6 +142,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       if (policy.inspectsBodies && req.method === 'POST') {
         if (!isJson(req.headers)) throw new AuthFailure('unsupported_media_type');
         const read = await readBody(req, config.policy.max_body_bytes);
+        if (!read.ok && read.problem === 'client_gone') return;
         if (!read.ok) {
           // The rest of the body was not read, so the connection cannot carry another request.
           res.setHeader('connection', 'close');

@@ -224,6 +224,23 @@ describe('MCP-aware authorization', () => {
     expect(stack.mcp.requests.length).toBe(before);
   });
 
+  it('takes a client that leaves mid-body as an aborted request, not a proxy failure', async () => {
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const { connect } = await import('node:net');
+    const { port } = new URL(stack.mcpUrl);
+    const before = stack.mcp.requests.length;
+    await new Promise<void>((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"jsonrpc":"2.0",`);
+        setTimeout(() => socket.destroy(), 100);
+      });
+      socket.on('close', () => resolve());
+    });
+    await waitFor(() => stack.logs.some((log) => log.msg === 'request' && log.status === 0 && log.aborted === true && log.method === 'POST'), 'aborted access line');
+    expect(stack.logs.some((log) => log.msg === 'request failed')).toBe(false);
+    expect(stack.mcp.requests.length).toBe(before);
+  });
+
   it('writes one audit line per judged message and counts decisions by method and rule', async () => {
     await waitFor(() => stack.logs.some((log) => log.msg === 'policy decision' && log.decision === 'deny'), 'a deny audit line');
     const deny = stack.logs.find((log) => log.msg === 'policy decision' && log.decision === 'deny' && log.target === 'delete_file');

@@ -8,6 +8,8 @@ interface ReasonRow {
   readonly error?: ErrorCode;
   /** Fixed text: never built from the request, so it can never echo a token. */
   readonly description: string;
+  /** A refusal of the request, not the token: no Bearer challenge, since a new token would not help. */
+  readonly request?: true;
 }
 
 /** The one table from failure reason to what the client sees. */
@@ -30,30 +32,16 @@ export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
   inactive: { status: 401, error: 'invalid_token', description: 'token is not active' },
   insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'token lacks a required scope' },
   verifier_unavailable: { status: 503, description: 'token verification temporarily unavailable' },
-  // Refusals of the request rather than of the token: no Bearer challenge, since a new token would not help.
-  origin_denied: { status: 403, description: 'this Origin may not call the MCP endpoint' },
-  host_denied: { status: 421, description: 'this Host is not served here' },
+  origin_denied: { status: 403, request: true, description: 'this Origin may not call the MCP endpoint' },
+  host_denied: { status: 421, request: true, description: 'this Host is not served here' },
   // Unknown and foreign sessions answer alike, so nobody can probe which session ids exist.
-  session_unknown: { status: 404, description: 'session not found' },
-  session_foreign: { status: 404, description: 'session not found' },
-  body_too_large: { status: 413, description: 'request body too large to inspect' },
-  unsupported_media_type: { status: 415, description: 'JSON-RPC requests must be application/json' },
-  unreadable_body: { status: 400, description: 'the body is not a JSON-RPC message the proxy can judge' },
-  header_mismatch: { status: 400, description: 'Mcp-Method or Mcp-Name does not match the body' },
+  session_unknown: { status: 404, request: true, description: 'session not found' },
+  session_foreign: { status: 404, request: true, description: 'session not found' },
+  body_too_large: { status: 413, request: true, description: 'request body too large to inspect' },
+  unsupported_media_type: { status: 415, request: true, description: 'JSON-RPC requests must be application/json' },
+  unreadable_body: { status: 400, request: true, description: 'the body is not a JSON-RPC message the proxy can judge' },
+  header_mismatch: { status: 400, request: true, description: 'Mcp-Method or Mcp-Name does not match the body' },
 };
-
-/** Reasons whose answer names no Bearer challenge. */
-const REQUEST_REFUSALS = new Set<AuthFailureReason>([
-  'verifier_unavailable',
-  'origin_denied',
-  'host_denied',
-  'session_unknown',
-  'session_foreign',
-  'body_too_large',
-  'unsupported_media_type',
-  'unreadable_body',
-  'header_mismatch',
-]);
 
 export const RETRY_AFTER_SECONDS = 5;
 
@@ -80,7 +68,7 @@ export function challengeFor(reason: AuthFailureReason, context: ChallengeContex
     headers['retry-after'] = String(RETRY_AFTER_SECONDS);
     return { status: 503, headers, body: JSON.stringify({ error: 'temporarily_unavailable', error_description: row.description }) };
   }
-  if (REQUEST_REFUSALS.has(reason)) {
+  if (row.request) {
     const error = reason.startsWith('session_') ? 'session_not_found' : reason;
     return { status: row.status, headers, body: JSON.stringify({ error, error_description: row.description }) };
   }

@@ -1,11 +1,13 @@
 // A small real MCP server built with the official SDK, with no auth code at all: what mcp-warden
-// protects in the demo and the tests. Streamable HTTP with sessions, bound to 127.0.0.1. It records
+// protects in the demo and the tests. Streamable HTTP with sessions at /mcp, and the legacy HTTP+SSE
+// transport (2024-11-05) at /sse + /messages that older servers still speak; bound to 127.0.0.1. It records
 // every request it receives, so tests can prove what did (and did not) get through.
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
@@ -92,9 +94,27 @@ function jsonRpcError(res: ServerResponse, status: number, message: string): voi
 export async function startMcpServer(options: { port?: number } = {}): Promise<StartedMcpServer> {
   const requests: RecordedRequest[] = [];
   const transports = new Map<string, StreamableHTTPServerTransport>();
+  const legacy = new Map<string, SSEServerTransport>();
+
+  /** The 2024-11-05 transport: a GET event stream whose first event names where to POST messages. */
+  const handleLegacy = async (req: IncomingMessage, res: ServerResponse, path: string, record: RecordedRequest) => {
+    if (path === '/sse' && req.method === 'GET') {
+      const transport = new SSEServerTransport('/messages', res);
+      legacy.set(transport.sessionId, transport);
+      res.on('close', () => legacy.delete(transport.sessionId));
+      await buildServer().connect(transport);
+      return;
+    }
+    const sessionId = new URL(req.url ?? '/', 'http://x').searchParams.get('sessionId') ?? '';
+    const transport = legacy.get(sessionId);
+    if (path !== '/messages' || req.method !== 'POST' || !transport) return jsonRpcError(res, 404, 'Session not found');
+    await transport.handlePostMessage(req, res, await readJson(req, record));
+  };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, record: RecordedRequest) => {
-    if ((req.url ?? '/').split('?')[0] !== '/mcp') {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path === '/sse' || path === '/messages') return handleLegacy(req, res, path, record);
+    if (path !== '/mcp') {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found');
       return;
@@ -137,7 +157,7 @@ export async function startMcpServer(options: { port?: number } = {}): Promise<S
     url: `${origin}/mcp`,
     requests,
     async close() {
-      await Promise.all([...transports.values()].map((transport) => transport.close().catch(() => undefined)));
+      await Promise.all([...transports.values(), ...legacy.values()].map((transport) => transport.close().catch(() => undefined)));
       server.closeAllConnections();
       server.close();
       await once(server, 'close');

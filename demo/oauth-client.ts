@@ -2,6 +2,7 @@
 // that carries cookies and stops at the redirect URI. Used by `npm run demo:client` and the tests.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 
@@ -9,9 +10,9 @@ import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } fr
 const REDIRECT_URI = 'http://127.0.0.1:1/callback';
 const MAX_HOPS = 20;
 
-export interface OAuthConnection {
+export interface OAuthConnection<T extends StreamableHTTPClientTransport | SSEClientTransport = StreamableHTTPClientTransport> {
   readonly client: Client;
-  readonly transport: StreamableHTTPClientTransport;
+  readonly transport: T;
   /** The token now in use (it changes after a step-up). */
   accessToken(): string;
   /**
@@ -118,12 +119,25 @@ export async function followAuthorizationRedirects(authorizationUrl: URL, redire
  * registers and starts the authorization; the walker gets the code, the SDK exchanges it, and the
  * second attempt connects with the token.
  */
+interface ConnectOptions {
+  readonly clientName?: string;
+  readonly scope?: string;
+  readonly refreshTokens?: boolean;
+}
+
+export function connectWithOAuth(mcpUrl: string, options?: ConnectOptions & { legacySse?: false }): Promise<OAuthConnection>;
+export function connectWithOAuth(mcpUrl: string, options: ConnectOptions & { legacySse: true }): Promise<OAuthConnection<SSEClientTransport>>;
 export async function connectWithOAuth(
   mcpUrl: string,
-  options: { clientName?: string; scope?: string; refreshTokens?: boolean } = {},
-): Promise<OAuthConnection> {
+  options: ConnectOptions & { legacySse?: boolean } = {},
+): Promise<OAuthConnection<StreamableHTTPClientTransport | SSEClientTransport>> {
   const provider = new ScriptedProvider(options.clientName ?? 'mcp-warden scripted client', options.scope, options.refreshTokens ?? true);
-  const first = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+  // `legacySse`: mcpUrl is a 2024-11-05 `/sse` endpoint, spoken with the SDK's SSEClientTransport.
+  const open = () =>
+    options.legacySse
+      ? new SSEClientTransport(new URL(mcpUrl), { authProvider: provider })
+      : new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+  const first = open();
   try {
     await new Client({ name: 'probe', version: '1.0.0' }).connect(first);
     throw new Error(`${mcpUrl} did not ask for authorization`);
@@ -131,7 +145,7 @@ export async function connectWithOAuth(
     if (!(error instanceof UnauthorizedError) || !provider.code) throw error;
   }
   await first.finishAuth(await provider.code);
-  const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+  const transport = open();
   const client = new Client({ name: options.clientName ?? 'mcp-warden scripted client', version: '1.0.0' });
   await client.connect(transport);
   return {

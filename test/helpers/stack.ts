@@ -26,11 +26,11 @@ type RawConfig = Record<string, unknown>;
  */
 export async function startStack(
   overrides: (base: RawConfig, as: StartedAuthorizationServer) => RawConfig = (base) => base,
-  options: { port?: number; format?: 'jwt' | 'opaque'; scopes?: readonly string[] } = {},
+  options: { port?: number; format?: 'jwt' | 'opaque'; scopes?: readonly string[]; resourcePath?: string } = {},
 ): Promise<Stack> {
   const mcp = await startMcpServer();
   const port = options.port ?? (await freePort());
-  const mcpUrl = `http://127.0.0.1:${port}/mcp`;
+  const mcpUrl = `http://127.0.0.1:${port}${options.resourcePath ?? '/mcp'}`;
   const format = options.format ?? 'jwt';
   const as = await startAuthorizationServer({
     resources: { [mcpUrl]: { scopes: options.scopes ?? SCOPES, format }, 'http://127.0.0.1:1/other': { scopes: SCOPES, format } },

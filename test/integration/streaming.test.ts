@@ -134,3 +134,42 @@ describe('stream mechanics against a fault-injecting upstream', () => {
     }
   });
 });
+
+describe('the legacy HTTP+SSE transport (2024-11-05)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    // Two endpoints (/sse, /messages) make one resource: the origin. The SDK accepts a metadata
+    // resource equal to the origin of the URL it connects to.
+    stack = await startStack((base) => base, { resourcePath: '' });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('lets the official SDK SSEClientTransport through the OAuth flow to a tool call', async () => {
+    const sseUrl = new URL('/sse', stack.mcpUrl).href;
+    const connection = await connectWithOAuth(sseUrl, { clientName: 'legacy-sse', legacySse: true });
+    try {
+      const result = await connection.client.callTool({ name: 'echo', arguments: { text: 'over HTTP+SSE' } });
+      expect(result.content).toEqual([{ type: 'text', text: 'over HTTP+SSE' }]);
+      const posts = stack.mcp.requests.filter((request) => request.method === 'POST' && request.url.startsWith('/messages?sessionId='));
+      expect(posts.length).toBeGreaterThan(0);
+      for (const request of stack.mcp.requests) expect(request.headers.authorization).toBeUndefined();
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it('requires a token on both GET /sse and POST /messages', async () => {
+    const before = stack.mcp.requests.length;
+    const stream = await fetch(new URL('/sse', stack.mcpUrl), { headers: { accept: 'text/event-stream' } });
+    expect(stream.status).toBe(401);
+    const post = await fetch(new URL('/messages?sessionId=anything', stack.mcpUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    expect(post.status).toBe(401);
+    expect(stack.mcp.requests.length).toBe(before);
+  });
+});

@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { EventStore } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
 export interface RecordedRequest {
@@ -33,10 +34,35 @@ export interface StartedMcpServer {
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;
+const MAX_STORED_EVENTS = 1000;
+
+/** A session's events in memory, so a client can resume a stream with Last-Event-ID. */
+function memoryEventStore(): EventStore {
+  const events = new Map<string, { streamId: string; message: JSONRPCMessage }>();
+  let counter = 0;
+  return {
+    async storeEvent(streamId, message) {
+      counter += 1;
+      const eventId = `${streamId}:${counter}`;
+      events.set(eventId, { streamId, message });
+      if (events.size > MAX_STORED_EVENTS) events.delete(events.keys().next().value!);
+      return eventId;
+    },
+    async replayEventsAfter(lastEventId, { send }) {
+      const streamId = events.get(lastEventId)?.streamId ?? '';
+      let after = false;
+      for (const [eventId, event] of events) {
+        if (after && event.streamId === streamId) await send(eventId, event.message);
+        if (eventId === lastEventId) after = true;
+      }
+      return streamId;
+    },
+  };
+}
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function buildServer(): McpServer {
-  const server = new McpServer({ name: 'mcp-warden-demo-upstream', version: '1.0.0' });
+  const server = new McpServer({ name: 'mcp-warden-demo-upstream', version: '1.0.0' }, { capabilities: { logging: {} } });
   server.registerTool('echo', { description: 'Returns the text it is given.', inputSchema: { text: z.string() } }, async ({ text }) => ({
     content: [{ type: 'text', text }],
   }));
@@ -66,6 +92,14 @@ function buildServer(): McpServer {
   server.registerTool('delete_file', { description: 'Pretends to delete a file: a tool worth guarding.', inputSchema: { path: z.string() } }, async ({ path }) => ({
     content: [{ type: 'text', text: `deleted ${path}` }],
   }));
+  server.registerTool(
+    'broadcast',
+    { description: 'Sends `text` as a log message on the standalone GET stream, not as part of this call.', inputSchema: { text: z.string() } },
+    async ({ text }) => {
+      await server.server.notification({ method: 'notifications/message', params: { level: 'info', data: text } });
+      return { content: [{ type: 'text', text: 'sent' }] };
+    },
+  );
   server.registerTool('slow', { description: 'Waits `ms` milliseconds, then answers.', inputSchema: { ms: z.number().int().min(0).max(60_000) } }, async ({ ms }) => {
     await sleep(ms);
     return { content: [{ type: 'text', text: `slept ${ms}` }] };
@@ -131,6 +165,7 @@ export async function startMcpServer(options: { port?: number } = {}): Promise<S
     if (!isInitializeRequest(body)) return jsonRpcError(res, 400, 'No session: the first request must be initialize');
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
+      eventStore: memoryEventStore(),
       onsessioninitialized: (id) => void transports.set(id, transport),
     });
     transport.onclose = () => {

@@ -28,7 +28,7 @@ describe('the quick-start demo', () => {
       expect(banner).toContain(`MCP endpoint, protected     http://127.0.0.1:${env.DEMO_WARDEN_PORT}/mcp`);
       const { stdout } = await promisify(execFile)(process.execPath, ['demo/client.ts'], { cwd: root, env, timeout: 15_000 });
       expect(stdout).toContain('authorized: sub=demo-user');
-      expect(stdout).toContain('tools: echo, countdown, read_file, delete_file, slow');
+      expect(stdout).toContain('tools: echo, countdown, read_file, delete_file, broadcast, slow');
       expect(stdout).toContain('progress 3/3');
       expect(stdout).toContain('countdown -> [{"type":"text","text":"done"}]');
     } finally {

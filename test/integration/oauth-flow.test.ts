@@ -28,7 +28,7 @@ describe('the official SDK client through mcp-warden, with a real OAuth flow', (
 
   it('lists and calls tools of a server that has no auth code', async () => {
     const { tools } = await connection.client.listTools();
-    expect(tools.map((tool) => tool.name).sort()).toEqual(['countdown', 'delete_file', 'echo', 'read_file', 'slow']);
+    expect(tools.map((tool) => tool.name).sort()).toEqual(['broadcast', 'countdown', 'delete_file', 'echo', 'read_file', 'slow']);
     const result = await connection.client.callTool({ name: 'echo', arguments: { text: 'through the warden' } });
     expect(result.content).toEqual([{ type: 'text', text: 'through the warden' }]);
   });

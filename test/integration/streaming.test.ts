@@ -173,3 +173,78 @@ describe('the legacy HTTP+SSE transport (2024-11-05)', () => {
     expect(stack.mcp.requests.length).toBe(before);
   });
 });
+
+describe('resuming a stream', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  /** Reads SSE events off a fetch body until `count` events with data have arrived. */
+  async function readEvents(body: ReadableStream<Uint8Array>, count: number): Promise<Array<{ id?: string; data: string }>> {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    const events: Array<{ id?: string; data: string }> = [];
+    let buffer = '';
+    while (events.length < count) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) !== -1) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const id = /^id: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (data) events.push({ ...(id ? { id } : {}), data });
+      }
+    }
+    await reader.cancel();
+    return events;
+  }
+
+  it('resumes a GET stream with Last-Event-ID through the proxy, and needs the token to do so', async () => {
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const auth = { authorization: `Bearer ${token}` };
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const init = await fetch(stack.mcpUrl, {
+      method: 'POST',
+      headers: { ...headers, ...auth },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'resume', version: '1' } } }),
+    });
+    await init.text();
+    const session = { 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-11-25' };
+    await (await fetch(stack.mcpUrl, { method: 'POST', headers: { ...headers, ...auth, ...session }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text();
+    const broadcast = async (id: number, text: string) =>
+      (
+        await fetch(stack.mcpUrl, {
+          method: 'POST',
+          headers: { ...headers, ...auth, ...session },
+          body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'broadcast', arguments: { text } } }),
+        })
+      ).text();
+
+    const stream = await fetch(stack.mcpUrl, { headers: { accept: 'text/event-stream', ...auth, ...session } });
+    expect(stream.status).toBe(200);
+    const firstEvents = readEvents(stream.body!, 1);
+    await broadcast(2, 'one');
+    const [first] = await firstEvents;
+    expect(first!.data).toContain('"one"');
+    expect(first!.id).toBeTruthy();
+    await broadcast(3, 'two');
+
+    const before = stack.mcp.requests.length;
+    const anonymous = await fetch(stack.mcpUrl, { headers: { accept: 'text/event-stream', ...session, 'last-event-id': first!.id! } });
+    expect(anonymous.status).toBe(401);
+    expect(stack.mcp.requests.length).toBe(before);
+
+    const resumed = await fetch(stack.mcpUrl, { headers: { accept: 'text/event-stream', ...auth, ...session, 'last-event-id': first!.id! } });
+    expect(resumed.status).toBe(200);
+    const [replayed] = await readEvents(resumed.body!, 1);
+    expect(replayed!.data).toContain('"two"');
+    expect(stack.mcp.requests.at(-1)!.headers['last-event-id']).toBe(first!.id);
+  });
+});

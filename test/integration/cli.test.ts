@@ -132,7 +132,7 @@ lifecycle: { shutdown_grace: ${grace / 1000}s }
   /** The first JSON-RPC message in a response that may be JSON or an event stream. */
   async function message(response: Response): Promise<{ result?: { content?: Array<{ text: string }> } }> {
     const text = await response.text();
-    const data = text.split('\n').find((line) => line.startsWith('data: '));
+    const data = text.split('\n').find((line) => line.startsWith('data: ') && line.length > 6);
     return JSON.parse(data ? data.slice(6) : text);
   }
 

@@ -52,7 +52,7 @@ const post = (headers: Record<string, string>, body: unknown) =>
 
 async function resultText(response: Response): Promise<string | undefined> {
   const text = await response.text();
-  const data = text.split('\n').find((line) => line.startsWith('data: '));
+  const data = text.split('\n').find((line) => line.startsWith('data: ') && line.length > 6);
   return (JSON.parse(data ? data.slice(6) : text) as { result?: { content?: Array<{ text: string }> } }).result?.content?.[0]?.text;
 }
 

@@ -9,6 +9,7 @@ import type { TokenVerifier } from './auth/verifier.ts';
 import type { Config } from './config/schema.ts';
 import type { InFlight } from './lifecycle/in-flight.ts';
 import { isJson, judgeBody } from './mcp/judge.ts';
+import { watchLegacyEndpoint } from './mcp/legacy-endpoint.ts';
 import type { Policy, PolicyDecision } from './mcp/policy.ts';
 import type { SessionBinding } from './mcp/session-binding.ts';
 import type { ProtectedResourceMetadata } from './metadata/protected-resource.ts';
@@ -138,6 +139,12 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
         const owner = sessions.check(sessionId, principal);
         if (owner !== 'bound') throw new AuthFailure(owner === 'foreign' ? 'session_foreign' : 'session_unknown', undefined, principal.issuer);
       }
+      // A legacy session id rides in the query. Only a foreign one is refused: the parameter may mean
+      // something else to a server that is not legacy, and a legacy session dies with its stream anyway.
+      const legacySession = queryAt === -1 ? null : new URLSearchParams(url.slice(queryAt)).get('sessionId');
+      if (sessions && legacySession && sessions.check(legacySession, principal) === 'foreign') {
+        throw new AuthFailure('session_foreign', 'legacy sessionId of another principal', principal.issuer);
+      }
 
       if (policy.inspectsBodies && req.method === 'POST') {
         if (!isJson(req.headers)) throw new AuthFailure('unsupported_media_type');
@@ -189,6 +196,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
             if (req.method === 'DELETE' && typeof presentedSession === 'string' && status >= 200 && status < 300) sessions.forget(presentedSession);
           }
         : undefined,
+      onEventStream: sessions && req.method === 'GET' ? (stream) => watchLegacyEndpoint(stream, (id) => sessions.bind(id, principal)) : undefined,
     });
     if (access.upstream.failure && access.upstream.failure !== 'reset') access.outcome = 'upstream_error';
   };

@@ -31,10 +31,13 @@ export interface ForwardOptions {
   readonly body?: Buffer;
   /** Sees the upstream's status and headers before the client does. */
   readonly onResponse?: (status: number, headers: IncomingHttpHeaders) => void;
+  /** Sees an event stream's bytes as they pass (it must not consume or pause them). */
+  readonly onEventStream?: (stream: IncomingMessage) => void;
 }
 
 interface Exchange {
   onResponse: ForwardOptions['onResponse'];
+  onEventStream: ForwardOptions['onEventStream'];
   timer: NodeJS.Timeout | undefined;
   upstreamStatus: number | undefined;
   failure: UpstreamFailure | undefined;
@@ -81,7 +84,7 @@ export class Forwarder {
 
   /** Forwards `req` (headers already scrubbed); resolves when the response is over. */
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): Promise<ForwardOutcome> {
-    const exchange: Exchange = { onResponse: options.onResponse, timer: undefined, upstreamStatus: undefined, failure: undefined, stream: false, closing: false };
+    const exchange: Exchange = { onResponse: options.onResponse, onEventStream: options.onEventStream, timer: undefined, upstreamStatus: undefined, failure: undefined, stream: false, closing: false };
     this.#exchanges.set(req, exchange);
     return new Promise((resolve) => {
       res.once('close', () => {
@@ -123,6 +126,7 @@ export class Forwarder {
     if (isEventStream(proxyRes.headers)) {
       exchange.stream = true;
       headers['x-accel-buffering'] = 'no';
+      exchange.onEventStream?.(proxyRes);
       this.#options.onStreamStart?.(req, res, () => {
         exchange.closing = true;
         proxyRes.unpipe(res);

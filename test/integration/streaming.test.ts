@@ -160,6 +160,28 @@ describe('the legacy HTTP+SSE transport (2024-11-05)', () => {
     }
   });
 
+  it("refuses another principal's token on a legacy session's POST /messages", async () => {
+    const sseUrl = new URL('/sse', stack.mcpUrl).href;
+    const connection = await connectWithOAuth(sseUrl, { clientName: 'legacy-owner', legacySse: true });
+    try {
+      const post = stack.mcp.requests.find((request) => request.method === 'POST' && request.url.startsWith('/messages?sessionId='));
+      const sessionId = new URL(post!.url, 'http://x').searchParams.get('sessionId')!;
+      const intruder = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+      const before = stack.mcp.requests.length;
+      const response = await fetch(new URL(`/messages?sessionId=${sessionId}`, stack.mcpUrl), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${intruder}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hijack' } } }),
+      });
+      expect(response.status).toBe(404);
+      expect(stack.mcp.requests.length).toBe(before);
+      const own = await connection.client.callTool({ name: 'echo', arguments: { text: 'still mine' } });
+      expect(own.content).toEqual([{ type: 'text', text: 'still mine' }]);
+    } finally {
+      await connection.close();
+    }
+  });
+
   it('requires a token on both GET /sse and POST /messages', async () => {
     const before = stack.mcp.requests.length;
     const stream = await fetch(new URL('/sse', stack.mcpUrl), { headers: { accept: 'text/event-stream' } });

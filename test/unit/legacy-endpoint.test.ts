@@ -1,0 +1,26 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { watchLegacyEndpoint } from '../../src/mcp/legacy-endpoint.ts';
+
+function feed(chunks: string[]): string[] {
+  const stream = new PassThrough();
+  const found: string[] = [];
+  watchLegacyEndpoint(stream, (id) => found.push(id));
+  for (const chunk of chunks) stream.write(chunk);
+  return found;
+}
+
+describe('legacy endpoint event', () => {
+  it('reads the sessionId from the endpoint event, even split across chunks', () => {
+    expect(feed(['event: endpoint\ndata: /messages?sess', 'ionId=abc-123\n\n'])).toEqual(['abc-123']);
+  });
+
+  it('takes only the first endpoint event', () => {
+    expect(feed(['event: endpoint\ndata: /messages?sessionId=one\n\nevent: endpoint\ndata: /messages?sessionId=two\n\n'])).toEqual(['one']);
+  });
+
+  it('ignores streams that are not legacy ones, and gives up after a few kilobytes', () => {
+    expect(feed(['id: 1\ndata: {"jsonrpc":"2.0"}\n\n'])).toEqual([]);
+    expect(feed([`data: ${'x'.repeat(9000)}\n\n`, 'event: endpoint\ndata: /messages?sessionId=late\n\n'])).toEqual([]);
+  });
+});

@@ -4,8 +4,9 @@
 //
 // Open finding (issue 5): about one run in ten, a scenario in which the server asks the client
 // something mid-call (tools-call-elicitation, tools-call-sampling) stalls through the proxy. The client's
-// answer reaches the upstream (202), but the tool result never arrives on the call's stream. Not seen
-// with the proxy bypassed (24 runs). To reproduce: CONFORMANCE_SCENARIO=tools-call-elicitation,
+// answer reaches the upstream (202), but the tool result never arrives on the call's stream, and the
+// client gives up after 60 s. Not seen with the proxy bypassed (24 runs); still seen with session
+// binding off and with the upstream agent's idle timeout removed, so it lies in the forwarding path. To reproduce: CONFORMANCE_SCENARIO=tools-call-elicitation,
 // CONFORMANCE_LOG=/tmp/warden.log (access lines), CONFORMANCE_BYPASS=1 (injector straight to the fixture).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';

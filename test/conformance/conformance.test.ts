@@ -2,12 +2,10 @@
 // set: directly against our fixture server, and through a token injector and mcp-warden. The proxy is
 // transparent when every check ends the same way both times. `npm run test:conformance`.
 //
-// Open finding (issue 5): about one run in ten, a scenario in which the server asks the client
-// something mid-call (tools-call-elicitation, tools-call-sampling) stalls through the proxy. The client's
-// answer reaches the upstream (202), but the tool result never arrives on the call's stream, and the
-// client gives up after 60 s. Not seen with the proxy bypassed (24 runs); still seen with session
-// binding off and with the upstream agent's idle timeout removed, so it lies in the forwarding path. To reproduce: CONFORMANCE_SCENARIO=tools-call-elicitation,
-// CONFORMANCE_LOG=/tmp/warden.log (access lines), CONFORMANCE_BYPASS=1 (injector straight to the fixture).
+// Investigating a difference: CONFORMANCE_SCENARIO narrows a run to one scenario (0.1.16 only: the
+// 0.2.0 filter does not combine with --requirements), CONFORMANCE_LOG=/tmp/warden.log writes the
+// proxy's access lines, CONFORMANCE_BYPASS=1 points the injector straight at the fixture to tell the
+// proxy from the test chain.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';

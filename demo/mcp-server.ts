@@ -2,16 +2,13 @@
 // protects in the demo and the tests. Streamable HTTP with sessions at /mcp, and the legacy HTTP+SSE
 // transport (2024-11-05) at /sse + /messages that older servers still speak; bound to 127.0.0.1. It records
 // every request it receives, so tests can prove what did (and did not) get through.
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import type { EventStore } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { jsonRpcError, parseJsonBody, readBody, StreamableSessions } from './streamable-sessions.ts';
 
 export interface RecordedRequest {
   readonly method: string;
@@ -33,32 +30,6 @@ export interface StartedMcpServer {
   close(): Promise<void>;
 }
 
-const MAX_BODY_BYTES = 1024 * 1024;
-const MAX_STORED_EVENTS = 1000;
-
-/** A session's events in memory, so a client can resume a stream with Last-Event-ID. */
-function memoryEventStore(): EventStore {
-  const events = new Map<string, { streamId: string; message: JSONRPCMessage }>();
-  let counter = 0;
-  return {
-    async storeEvent(streamId, message) {
-      counter += 1;
-      const eventId = `${streamId}:${counter}`;
-      events.set(eventId, { streamId, message });
-      if (events.size > MAX_STORED_EVENTS) events.delete(events.keys().next().value!);
-      return eventId;
-    },
-    async replayEventsAfter(lastEventId, { send }) {
-      const streamId = events.get(lastEventId)?.streamId ?? '';
-      let after = false;
-      for (const [eventId, event] of events) {
-        if (after && event.streamId === streamId) await send(eventId, event.message);
-        if (eventId === lastEventId) after = true;
-      }
-      return streamId;
-    },
-  };
-}
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function buildServer(): McpServer {
@@ -107,27 +78,9 @@ function buildServer(): McpServer {
   return server;
 }
 
-async function readJson(req: IncomingMessage, record: RecordedRequest | undefined): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new Error('body too large');
-    chunks.push(chunk as Buffer);
-  }
-  const body = Buffer.concat(chunks);
-  if (record) record.body = body;
-  return size === 0 ? undefined : JSON.parse(body.toString('utf8'));
-}
-
-function jsonRpcError(res: ServerResponse, status: number, message: string): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null }));
-}
-
 export async function startMcpServer(options: { port?: number } = {}): Promise<StartedMcpServer> {
   const requests: RecordedRequest[] = [];
-  const transports = new Map<string, StreamableHTTPServerTransport>();
+  const sessions = new StreamableSessions(buildServer);
   const legacy = new Map<string, SSEServerTransport>();
 
   /** The 2024-11-05 transport: a GET event stream whose first event names where to POST messages. */
@@ -142,7 +95,9 @@ export async function startMcpServer(options: { port?: number } = {}): Promise<S
     const sessionId = new URL(req.url ?? '/', 'http://x').searchParams.get('sessionId') ?? '';
     const transport = legacy.get(sessionId);
     if (path !== '/messages' || req.method !== 'POST' || !transport) return jsonRpcError(res, 404, 'Session not found');
-    await transport.handlePostMessage(req, res, await readJson(req, record));
+    const body = await readBody(req);
+    record.body = body;
+    await transport.handlePostMessage(req, res, parseJsonBody(body));
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, record: RecordedRequest) => {
@@ -153,26 +108,7 @@ export async function startMcpServer(options: { port?: number } = {}): Promise<S
       res.end('not found');
       return;
     }
-    const sessionId = req.headers['mcp-session-id'];
-    const existing = typeof sessionId === 'string' ? transports.get(sessionId) : undefined;
-    if (req.method !== 'POST') {
-      if (!existing) return jsonRpcError(res, sessionId ? 404 : 400, sessionId ? 'Session not found' : 'Mcp-Session-Id required');
-      return existing.handleRequest(req, res);
-    }
-    const body = await readJson(req, record);
-    if (existing) return existing.handleRequest(req, res, body);
-    if (sessionId) return jsonRpcError(res, 404, 'Session not found');
-    if (!isInitializeRequest(body)) return jsonRpcError(res, 400, 'No session: the first request must be initialize');
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
-      eventStore: memoryEventStore(),
-      onsessioninitialized: (id) => void transports.set(id, transport),
-    });
-    transport.onclose = () => {
-      if (transport.sessionId) transports.delete(transport.sessionId);
-    };
-    await buildServer().connect(transport);
-    await transport.handleRequest(req, res, body);
+    await sessions.handle(req, res, (body) => (record.body = body));
   };
 
   const server = createServer((req, res) => {
@@ -192,7 +128,7 @@ export async function startMcpServer(options: { port?: number } = {}): Promise<S
     url: `${origin}/mcp`,
     requests,
     async close() {
-      await Promise.all([...transports.values(), ...legacy.values()].map((transport) => transport.close().catch(() => undefined)));
+      await Promise.all([sessions.close(), ...[...legacy.values()].map((transport) => transport.close().catch(() => undefined))]);
       server.closeAllConnections();
       server.close();
       await once(server, 'close');

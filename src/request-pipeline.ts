@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extractBearerToken } from './auth/bearer.ts';
 import { challengeFor } from './auth/challenge.ts';
@@ -45,6 +45,10 @@ interface Access {
   reason?: string;
   principal?: Principal;
   upstream?: ForwardOutcome;
+  /** A short hash of the token, to correlate lines of one token without ever logging it. */
+  tokenHash?: string;
+  /** The JSON-RPC methods of the request, and the first message's target, when known. */
+  rpc?: { methods: ReadonlyArray<string | undefined>; target: string | undefined };
 }
 
 /**
@@ -131,6 +135,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     let body: Buffer | undefined;
     try {
       const token = extractBearerToken(req.rawHeaders, queryAt === -1 ? '' : url.slice(queryAt), config.tokens.max_token_bytes);
+      access.tokenHash = createHash('sha256').update(token).digest('hex').slice(0, 12);
       principal = access.principal = await verifier.verify(token);
       if (missingScopes(policy.effectiveScopes(principal.scopes), required).length > 0) throw new AuthFailure('insufficient_scope');
 
@@ -157,7 +162,11 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
         }
         body = read.body;
         const judgement = judgeBody(req.headers, body, principal.scopes, policy);
-        if (judgement.decision) audit(requestId, principal, judgement.decision);
+        if (judgement.decision) {
+          audit(requestId, principal, judgement.decision);
+          const { messages } = judgement.decision;
+          access.rpc = { methods: messages.map((decision) => decision.message.method), target: messages[0]?.message.target };
+        }
         if (!judgement.allowed) {
           refuse(res, access, new AuthFailure(judgement.reason, judgement.detail, principal.issuer), judgement.decision?.needed);
           return;
@@ -178,6 +187,13 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       return;
     }
     const presentedSession = req.headers['mcp-session-id'];
+    const mcpMethod = req.headers['mcp-method'];
+    // Without rules the body is never read: the 2026-07-28 Mcp-Method header is then the only hint.
+    if (!access.rpc && typeof mcpMethod === 'string') {
+      const name = req.headers['mcp-name'];
+      access.rpc = { methods: [mcpMethod], target: typeof name === 'string' ? name : undefined };
+    }
+    for (const method of access.rpc?.methods ?? []) metrics.mcpRequest(method);
     scrub(req.headers);
     access.outcome = 'allowed';
     access.upstream = await forwarder.forward(req, res, {
@@ -198,7 +214,10 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
         : undefined,
       onEventStream: sessions && req.method === 'GET' ? (stream) => watchLegacyEndpoint(stream, (id) => sessions.bind(id, principal)) : undefined,
     });
-    if (access.upstream.failure && access.upstream.failure !== 'reset') access.outcome = 'upstream_error';
+    const { upstreamStatus, headersSeconds, failure } = access.upstream;
+    if (upstreamStatus !== undefined && headersSeconds !== undefined) metrics.upstreamResponse(upstreamStatus, headersSeconds);
+    if (failure) metrics.upstreamError(failure);
+    if (failure && failure !== 'reset') access.outcome = 'upstream_error';
   };
 
   return (req, res) => {
@@ -208,6 +227,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     res.setHeader('x-request-id', requestId);
     inFlight.track(req, res);
     const access: Access = { outcome: 'denied' };
+    const bytesBefore = req.socket.bytesWritten;
     const closed = new Promise((resolve) => res.once('close', resolve));
     const handled = handle(req, res, access, requestId).catch((error: unknown) => {
       logger.error({ request_id: requestId, err: error }, 'request failed');
@@ -226,11 +246,16 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
           path: (req.url ?? '/').split('?')[0],
           status,
           duration_ms: Math.round((performance.now() - started) * 10) / 10,
+          bytes: req.socket.bytesWritten - bytesBefore,
           outcome: access.outcome,
           reason: access.reason,
           iss: principal?.issuer,
           sub: principal?.subject,
           client_id: principal?.clientId,
+          token_hash: access.tokenHash,
+          rpc_method: access.rpc?.methods[0],
+          rpc_batch: access.rpc && access.rpc.methods.length > 1 ? access.rpc.methods.length : undefined,
+          rpc_target: access.rpc?.target,
           upstream_status: access.upstream?.upstreamStatus,
           upstream_failure: access.upstream?.failure,
           stream: access.upstream?.stream || undefined,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -54,11 +55,12 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     closeSecrets();
     throw new ConfigError('config', missing);
   }
-  const metrics = new Metrics(config.authorization_servers.map((server) => server.issuer));
+  const metrics = new Metrics(config.authorization_servers.map((server) => server.issuer), { version: packageVersion() });
   const verifier = new TokenVerifier(config, introspectionSecrets, {
     onKeyFetch: (issuer, result, count) => metrics.keyFetch(issuer, result, count),
     onIntrospection: (issuer, result, seconds) => metrics.introspection(issuer, result, seconds),
     onCacheLookup: (issuer, lookup) => metrics.cacheLookup(issuer, lookup),
+    onVerification: (method, cache, seconds) => metrics.verification(method, cache, seconds),
   });
   metrics.countCachedTokens(() => verifier.cachedTokens);
   const readiness = new Readiness(() => verifier.ready);
@@ -121,6 +123,11 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     })());
 
   return { url, adminUrl, readiness, metrics, shutdown };
+}
+
+/** src/ and dist/ both sit one level below package.json. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 /** Secrets the config names that cannot be read now: the process must not start without them. */

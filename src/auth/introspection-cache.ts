@@ -16,7 +16,8 @@ export interface IntrospectionCacheOptions {
   readonly clockToleranceSeconds: number;
   /** The expensive call; an AuthFailure other than verifier_unavailable is a verdict worth keeping. */
   readonly introspect: (token: string) => Promise<Principal>;
-  readonly onLookup?: (lookup: CacheLookup) => void;
+  /** How the lookup was served and how long it took, refusals and outages included. */
+  readonly onLookup?: (lookup: CacheLookup, seconds: number) => void;
   /** Epoch milliseconds; tests move it. */
   readonly now?: () => number;
 }
@@ -58,8 +59,15 @@ export class IntrospectionCache {
 
   async verify(token: string): Promise<Principal> {
     const status: LRUCache.Status<string, Verdict, string> = {};
-    const verdict = await this.#lru.fetch(keyOf(token), { context: token, status });
-    this.#options.onLookup?.(status.fetch === 'hit' ? 'hit' : status.fetch === 'inflight' ? 'inflight' : 'miss');
+    const started = performance.now();
+    const report = () =>
+      this.#options.onLookup?.(status.fetch === 'hit' ? 'hit' : status.fetch === 'inflight' ? 'inflight' : 'miss', (performance.now() - started) / 1000);
+    let verdict: Verdict | undefined;
+    try {
+      verdict = await this.#lru.fetch(keyOf(token), { context: token, status });
+    } finally {
+      report();
+    }
     if (!verdict) throw new AuthFailure('verifier_unavailable', 'no introspection result');
     if ('reason' in verdict) throw new AuthFailure(verdict.reason, 'cached refusal', verdict.issuer);
     const { expiresAt } = verdict.principal;

@@ -13,6 +13,8 @@ export interface VerifierHooks {
   readonly onKeyFetch?: (issuer: string, result: KeyFetchResult, keyCount: number) => void;
   readonly onIntrospection?: (issuer: string, result: IntrospectionResult, seconds: number) => void;
   readonly onCacheLookup?: (issuer: string, lookup: CacheLookup) => void;
+  /** Every verification, allowed or refused, with its method, cache result and duration. */
+  readonly onVerification?: (method: 'jwt' | 'introspection', cache: CacheLookup | 'none', seconds: number) => void;
 }
 
 /** One authorization server's ways of checking a token: local JWT verification, introspection, or both. */
@@ -85,7 +87,10 @@ export class TokenVerifier {
               negativeTtlMs: tokens.cache.negative_ttl,
               clockToleranceSeconds,
               introspect: (token) => introspect(token, rules),
-              onLookup: (lookup) => hooks.onCacheLookup?.(server.issuer, lookup),
+              onLookup: (lookup, seconds) => {
+                hooks.onCacheLookup?.(server.issuer, lookup);
+                hooks.onVerification?.('introspection', lookup, seconds);
+              },
             }),
           };
         }
@@ -93,7 +98,10 @@ export class TokenVerifier {
       }),
     );
     this.#introspectors = [...this.#servers.values()].filter((server) => server.introspection);
+    this.#hooks = hooks;
   }
+
+  readonly #hooks: VerifierHooks;
 
   get issuers(): readonly string[] {
     return [...this.#servers.keys()];
@@ -139,7 +147,14 @@ export class TokenVerifier {
       jwtShaped = false;
     }
     const named = typeof issuer === 'string' ? this.#servers.get(issuer) : undefined;
-    if (named?.jwt) return verifyJwt(token, named.jwt);
+    if (named?.jwt) {
+      const started = performance.now();
+      try {
+        return await verifyJwt(token, named.jwt);
+      } finally {
+        this.#hooks.onVerification?.('jwt', 'none', (performance.now() - started) / 1000);
+      }
+    }
     if (named?.introspection) return named.introspection.cache.verify(token);
     if (this.#introspectors.length === 0) {
       throw jwtShaped

@@ -51,9 +51,19 @@ export class Metrics {
   readonly #cacheLookups: Counter<'issuer' | 'result'>;
   #cachedTokens: () => number = () => 0;
   readonly #policyDecisions: Counter<'method' | 'decision' | 'rule'>;
+  readonly #verificationSeconds: Histogram<'method' | 'cache'>;
+  readonly #upstreamSeconds: Histogram<'status_class'>;
+  readonly #upstreamErrors: Counter<'kind'>;
+  readonly #mcpRequests: Counter<'method'>;
 
-  constructor(issuers: readonly string[]) {
+  constructor(issuers: readonly string[], build: { version: string }) {
     this.#issuers = new Set(issuers);
+    new Gauge({
+      name: 'mcp_warden_build_info',
+      help: 'Always 1; the labels say which mcp-warden and Node.js are running.',
+      labelNames: ['version', 'node_version'],
+      registers: [this.registry],
+    }).set({ version: build.version, node_version: process.version }, 1);
     collectDefaultMetrics({ register: this.registry, prefix: 'mcp_warden_' });
     this.#requests = new Counter({
       name: 'mcp_warden_requests_total',
@@ -118,6 +128,32 @@ export class Metrics {
       labelNames: ['method', 'decision', 'rule'],
       registers: [this.registry],
     });
+    this.#verificationSeconds = new Histogram({
+      name: 'mcp_warden_token_verification_seconds',
+      help: 'Time to verify a token, by method (jwt, introspection) and introspection cache result (hit, miss, inflight; none for jwt).',
+      labelNames: ['method', 'cache'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [this.registry],
+    });
+    this.#upstreamSeconds = new Histogram({
+      name: 'mcp_warden_upstream_response_seconds',
+      help: 'Time from forwarding a request to the upstream response headers (streams then run on), by status class.',
+      labelNames: ['status_class'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
+      registers: [this.registry],
+    });
+    this.#upstreamErrors = new Counter({
+      name: 'mcp_warden_upstream_errors_total',
+      help: 'Forwarded requests that failed upstream, by kind: refused, connect_timeout, response_timeout, reset, upstream_auth (a 401/403 to our credential), error.',
+      labelNames: ['kind'],
+      registers: [this.registry],
+    });
+    this.#mcpRequests = new Counter({
+      name: 'mcp_warden_mcp_requests_total',
+      help: 'JSON-RPC messages seen, by MCP method (known methods, else "other"): from the body when policy rules read it, else from the Mcp-Method header.',
+      labelNames: ['method'],
+      registers: [this.registry],
+    });
     // Every reason exists from the start, so rate() and alerts work before the first failure.
     for (const reason of AUTH_FAILURE_REASONS) this.#authFailures.inc({ reason, issuer: UNKNOWN_ISSUER }, 0);
   }
@@ -150,10 +186,25 @@ export class Metrics {
     this.#cachedTokens = source;
   }
 
+  verification(method: 'jwt' | 'introspection', cache: string, seconds: number): void {
+    this.#verificationSeconds.observe({ method, cache }, seconds);
+  }
+
+  upstreamResponse(status: number, seconds: number): void {
+    this.#upstreamSeconds.observe({ status_class: `${Math.floor(status / 100)}xx` }, seconds);
+  }
+
+  upstreamError(kind: string): void {
+    this.#upstreamErrors.inc({ kind });
+  }
+
+  mcpRequest(method: string | undefined): void {
+    this.#mcpRequests.inc({ method: methodLabel(method) });
+  }
+
   /** `rule` is a config path such as policy.rules[2]; method names outside MCP's own become "other". */
   policyDecision(method: string | undefined, allowed: boolean, rule: string | undefined): void {
-    const label = method === undefined ? 'response' : MCP_METHODS.has(method) ? method : 'other';
-    this.#policyDecisions.inc({ method: label, decision: allowed ? 'allow' : 'deny', rule: rule ?? 'none' });
+    this.#policyDecisions.inc({ method: methodLabel(method), decision: allowed ? 'allow' : 'deny', rule: rule ?? 'none' });
   }
 
   streamOpened(): void {
@@ -163,4 +214,8 @@ export class Metrics {
   streamClosed(): void {
     this.#openStreams.dec();
   }
+}
+
+function methodLabel(method: string | undefined): string {
+  return method === undefined ? 'response' : MCP_METHODS.has(method) ? method : 'other';
 }

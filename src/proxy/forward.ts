@@ -13,6 +13,8 @@ export interface ForwardOutcome {
   readonly failure: UpstreamFailure | undefined;
   /** The response was an event stream. */
   readonly stream: boolean;
+  /** Seconds from forwarding to the upstream's response headers, when they came. */
+  readonly headersSeconds: number | undefined;
 }
 
 export interface ForwarderOptions {
@@ -36,6 +38,8 @@ export interface ForwardOptions {
 }
 
 interface Exchange {
+  started: number;
+  headersSeconds: number | undefined;
   onResponse: ForwardOptions['onResponse'];
   onEventStream: ForwardOptions['onEventStream'];
   timer: NodeJS.Timeout | undefined;
@@ -84,12 +88,12 @@ export class Forwarder {
 
   /** Forwards `req` (headers already scrubbed); resolves when the response is over. */
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): Promise<ForwardOutcome> {
-    const exchange: Exchange = { onResponse: options.onResponse, onEventStream: options.onEventStream, timer: undefined, upstreamStatus: undefined, failure: undefined, stream: false, closing: false };
+    const exchange: Exchange = { started: performance.now(), headersSeconds: undefined, onResponse: options.onResponse, onEventStream: options.onEventStream, timer: undefined, upstreamStatus: undefined, failure: undefined, stream: false, closing: false };
     this.#exchanges.set(req, exchange);
     return new Promise((resolve) => {
       res.once('close', () => {
         clearTimeout(exchange.timer);
-        resolve({ upstreamStatus: exchange.upstreamStatus, failure: exchange.failure, stream: exchange.stream });
+        resolve({ upstreamStatus: exchange.upstreamStatus, failure: exchange.failure, stream: exchange.stream, headersSeconds: exchange.headersSeconds });
       });
       const body = options.body ? { buffer: Readable.from([options.body]) } : {};
       this.#proxy.web(req, res, { headers: options.inject, ...body }, (error: Error) => this.#fail(error, exchange, res));
@@ -115,6 +119,7 @@ export class Forwarder {
     clearTimeout(exchange.timer);
     const status = proxyRes.statusCode ?? 502;
     exchange.upstreamStatus = status;
+    exchange.headersSeconds = (performance.now() - exchange.started) / 1000;
     exchange.onResponse?.(status, proxyRes.headers);
     if (status === 401 || status === 403) {
       proxyRes.resume();

@@ -40,7 +40,7 @@ export interface StartOptions {
 
 /** The composition root: builds every part from the config, joins auth and proxy, and listens. */
 export async function startWarden(config: Config, options: StartOptions = {}): Promise<Warden> {
-  const logger = options.logger ?? createLogger(config.logging.level);
+  const logger = options.logger ?? createLogger(config.logging.level, { pretty: config.logging.pretty });
   const credential = createUpstreamCredential(config.upstream.credential);
   const introspectionSecrets = new Map<string, SecretSource>();
   config.authorization_servers.forEach((server) => {

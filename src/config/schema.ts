@@ -238,7 +238,11 @@ const sessions = z
   .prefault({});
 
 const logging = z
-  .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+  .strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Human-readable lines for development; JSON (the default) for anything that collects logs. */
+    pretty: z.boolean().default(false),
+  })
   .prefault({});
 
 const lifecycle = z.strictObject({ shutdown_grace: duration(DEFAULTS.shutdownGrace) }).prefault({});

@@ -4,10 +4,11 @@ import { pino, type DestinationStream, type Logger } from 'pino';
  * JSON logs. Access lines are built from chosen fields, never from raw headers; the redaction is a
  * second line of defence should a header object ever be logged.
  */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export function createLogger(level: string, options: { pretty?: boolean; destination?: DestinationStream } = {}): Logger {
   return pino(
     {
       level,
+      ...(options.pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, singleLine: true } } } : {}),
       base: { service: 'mcp-warden' },
       redact: {
         paths: [
@@ -24,7 +25,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
         censor: '[redacted]',
       },
     },
-    destination,
+    options.destination,
   );
 }
 

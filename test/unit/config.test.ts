@@ -27,6 +27,7 @@ describe('config', () => {
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080, allowed_hosts: [] });
     expect(config.policy).toEqual({ scope_hierarchy: {}, rules: [], challenge_scope: 'granted_and_required', max_body_bytes: 4 * 1024 * 1024 });
     expect(config.sessions).toEqual({ bind: true, max_entries: 10_000, idle_ttl: 86_400_000 });
+    expect(config.logging).toEqual({ level: 'info', pretty: false });
     expect(config.admin).toEqual({ host: '127.0.0.1', port: 9464 });
     expect(config.tokens.clock_tolerance).toBe(30_000);
     expect(config.tokens.jwks).toEqual({ timeout: 5000, cooldown: 30_000, refresh: 600_000 });

@@ -48,6 +48,13 @@ export async function startStack(
   );
   const logs: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const minted: string[] = [];
+  const mintToken = as.mintToken.bind(as);
+  as.mintToken = async (request) => {
+    const token = await mintToken(request);
+    minted.push(token);
+    return token;
+  };
   const warden = await startWarden(config, { logger });
   await waitFor(() => warden.readiness.ready, 'warden ready');
   return {
@@ -60,8 +67,31 @@ export async function startStack(
     async close() {
       await warden.shutdown();
       await Promise.all([as.close(), mcp.close()]);
+      assertNothingSecretLogged(logs, [...minted, as.introspectionClient.client_secret, ...testSecrets()]);
     },
   };
+}
+
+/**
+ * Every stack checks its own log lines when it closes, so the whole integration suite proves that no
+ * token (JWT-shaped, or one the AS minted), no Authorization value and no configured secret is logged.
+ */
+function assertNothingSecretLogged(logs: ReadonlyArray<Record<string, unknown>>, secrets: readonly string[]): void {
+  const text = JSON.stringify(logs);
+  const leaks = [
+    /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/.exec(text)?.[0],
+    /bearer [A-Za-z0-9._~+/-]{8,}/i.exec(text)?.[0],
+    /basic [A-Za-z0-9+/=]{8,}/i.exec(text)?.[0],
+    ...secrets.filter((secret) => secret.length >= 6 && text.includes(secret)),
+  ].filter(Boolean);
+  if (leaks.length > 0) throw new Error(`secrets in the logs: ${leaks.map((leak) => String(leak).slice(0, 12)).join(', ')}…`);
+}
+
+/** Values the tests put in WARDEN_TEST_* variables: upstream keys, introspection secrets. */
+function testSecrets(): string[] {
+  return Object.entries(process.env)
+    .filter(([name, value]) => name.startsWith('WARDEN_TEST_') && value !== undefined)
+    .map(([, value]) => value!);
 }
 
 export async function freePort(): Promise<number> {

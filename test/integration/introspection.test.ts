@@ -159,7 +159,7 @@ describe('introspection outages', () => {
     endpoint = await startFaultyServer((_req, res) => active(res));
     stack = await startStack((base, as) => {
       issuer = as.issuer;
-      process.env.WARDEN_TEST_FAULT_SECRET = 'secret';
+      process.env.WARDEN_TEST_FAULT_SECRET = 'fault-secret-3f9a';
       return {
         ...base,
         authorization_servers: [

@@ -96,6 +96,7 @@ describe('SIGTERM', () => {
   let adminUrl: string;
   let token: string;
   const grace = 5000;
+  const logLines: string[] = [];
 
   beforeAll(async () => {
     mcp = await startMcpServer();
@@ -117,6 +118,7 @@ lifecycle: { shutdown_grace: ${grace / 1000}s }
     await new Promise<void>((resolve, reject) => {
       child.once('exit', (code) => reject(new Error(`exited early with ${code}`)));
       lines.on('line', (line) => {
+        logLines.push(line);
         const entry = JSON.parse(line) as { msg: string; admin_url?: string };
         if (entry.msg === 'listening') adminUrl = entry.admin_url!;
         if (entry.msg === 'verifiers ready') resolve();
@@ -177,5 +179,9 @@ lifecycle: { shutdown_grace: ${grace / 1000}s }
     expect(code).toBe(0);
     expect(performance.now() - signalledAt).toBeLessThan(grace);
     await expect(fetch(`${url}/mcp`)).rejects.toThrow();
+    // The process's own log lines, start to exit: request lines, drain, stop, and never the token.
+    expect(logLines.some((line) => line.includes('"msg":"request"'))).toBe(true);
+    expect(logLines.join('\n')).not.toContain(token);
+    expect(logLines.join('\n')).not.toMatch(/bearer [A-Za-z0-9]/i);
   });
 });

@@ -1,5 +1,5 @@
 // Streamable HTTP with sessions for an SDK McpServer on node:http: one transport per session, the GET
-// stream, DELETE, and resumable events. Shared by the demo server and the conformance fixture.
+// stream, DELETE, and resumable events, for the demo server.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';

@@ -2,15 +2,21 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile } from './config/load.ts';
+import { checkDeployment, clientView } from './diagnostics/check.ts';
 import { startWarden } from './server.ts';
 
 const EXIT_CONFIG = 2;
-const USAGE = `usage: mcp-warden --config FILE   (or MCP_WARDEN_CONFIG=FILE)
+const USAGE = `usage: mcp-warden --config FILE         run (or MCP_WARDEN_CONFIG=FILE)
+       mcp-warden check --config FILE   probe issuers, keys, introspection and the upstream, then exit
 
 Puts OAuth 2.1 in front of an unmodified MCP server. See config.example.yaml.`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+  const { values, positionals } = parseArgs({
+    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
   if (values.help) {
     console.log(USAGE);
     return;
@@ -20,7 +26,20 @@ async function main(): Promise<void> {
     console.error(`mcp-warden: no config given\n${USAGE}`);
     process.exit(EXIT_CONFIG);
   }
-  const warden = await startWarden(loadConfigFile(path));
+  const config = loadConfigFile(path);
+  if (positionals[0] === 'check') {
+    const results = await checkDeployment(config);
+    console.log(['mcp-warden check', ...clientView(config).map((line) => `  ${line}`), ''].join('\n'));
+    for (const result of results) console.log(`  ${result.ok ? 'ok  ' : 'FAIL'}  ${result.what}: ${result.detail}`);
+    const failed = results.filter((result) => !result.ok).length;
+    console.log(failed === 0 ? '\nall checks passed' : `\n${failed} check(s) failed`);
+    process.exit(failed === 0 ? 0 : 1);
+  }
+  if (positionals.length > 0) {
+    console.error(`mcp-warden: unknown command ${positionals[0]}\n${USAGE}`);
+    process.exit(EXIT_CONFIG);
+  }
+  const warden = await startWarden(config);
   let signals = 0;
   const stop = (signal: NodeJS.Signals) => {
     signals += 1;

@@ -1,0 +1,139 @@
+import { request } from 'undici';
+import { challengeFor } from '../auth/challenge.ts';
+import { AuthFailure } from '../auth/failure.ts';
+import { introspect } from '../auth/introspection.ts';
+import { issuerMetadataSource } from '../auth/issuer-metadata.ts';
+import { KeySet } from '../auth/key-set.ts';
+import type { Config } from '../config/schema.ts';
+import { openSecretSource } from '../config/secret-source.ts';
+import { buildProtectedResourceMetadata } from '../metadata/protected-resource.ts';
+import { createUpstreamCredential } from '../upstream/credential.ts';
+
+export interface CheckResult {
+  readonly ok: boolean;
+  readonly what: string;
+  readonly detail: string;
+}
+
+const PROBE_TOKEN = 'mcp-warden-check-probe-not-a-token';
+
+/**
+ * Probes everything a running proxy depends on, in the order a request meets it, and says in plain
+ * words what works and what does not. Nothing here changes state anywhere, but for an MCP session the
+ * upstream opens for the probe and which is deleted again.
+ */
+export async function checkDeployment(config: Config): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  const pass = (what: string, detail: string) => results.push({ ok: true, what, detail });
+  const fail = (what: string, detail: string) => results.push({ ok: false, what, detail });
+  const timeoutMs = config.tokens.jwks.timeout;
+
+  for (const server of config.authorization_servers) {
+    const metadata = issuerMetadataSource(server.issuer, timeoutMs);
+    const needsDiscovery = (server.verify_jwt && !server.jwks_uri) || (server.introspection && !server.introspection.endpoint);
+    if (needsDiscovery) {
+      try {
+        await metadata();
+        pass(`issuer ${server.issuer}`, 'metadata discovered, and it names this issuer');
+      } catch (error) {
+        fail(`issuer ${server.issuer}`, `discovery failed: ${(error as Error).message}`);
+        continue;
+      }
+    }
+    if (server.verify_jwt) {
+      let count = 0;
+      const keys = new KeySet({
+        jwksUri: async () => server.jwks_uri ?? String((await metadata()).jwks_uri ?? ''),
+        timeoutMs,
+        cooldownMs: 0,
+        refreshMs: Number.POSITIVE_INFINITY,
+        onFetch: (_result, keyCount) => (count = keyCount),
+      });
+      try {
+        await keys.refresh();
+        pass(`signing keys of ${server.issuer}`, `${count} usable key(s); accepted algorithms ${server.algorithms.join(', ')}`);
+      } catch (error) {
+        fail(`signing keys of ${server.issuer}`, (error as Error).message);
+      }
+    }
+    if (server.introspection) {
+      const settings = server.introspection;
+      const secret = openSecretSource(settings.client_secret);
+      try {
+        await introspect(PROBE_TOKEN, {
+          issuer: server.issuer,
+          endpoint: async () => settings.endpoint ?? String((await metadata()).introspection_endpoint ?? ''),
+          clientId: settings.client_id,
+          clientSecret: secret,
+          authMethod: settings.auth_method,
+          timeoutMs: settings.timeout,
+          audiences: [config.resource.url],
+          clockToleranceSeconds: 0,
+        });
+        fail(`introspection at ${server.issuer}`, 'a made-up token was reported active');
+      } catch (error) {
+        const reason = (error as AuthFailure).reason;
+        if (reason === 'inactive') pass(`introspection at ${server.issuer}`, `client ${settings.client_id} accepted (a made-up token is inactive)`);
+        else fail(`introspection at ${server.issuer}`, (error as Error).message);
+      } finally {
+        secret.close();
+      }
+    }
+  }
+
+  const credential = createUpstreamCredential(config.upstream.credential);
+  try {
+    const headers = credential.headers();
+    if (!headers.ok) fail('upstream credential', headers.problem);
+    else await probeUpstream(config, headers.headers, pass, fail);
+  } finally {
+    credential.close();
+  }
+  return results;
+}
+
+async function probeUpstream(
+  config: Config,
+  credential: Record<string, string>,
+  pass: (what: string, detail: string) => void,
+  fail: (what: string, detail: string) => void,
+): Promise<void> {
+  const target = new URL(new URL(config.resource.url).pathname, config.upstream.url).href;
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'mcp-warden check', version: '1' } },
+  });
+  try {
+    const response = await request(target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...credential },
+      body,
+      signal: AbortSignal.timeout(config.upstream.connect_timeout + config.upstream.response_timeout),
+    });
+    const text = await response.body.text();
+    const sessionId = response.headers['mcp-session-id'];
+    const server = /"serverInfo"\s*:\s*(\{[^}]*\})/.exec(text)?.[1];
+    if (response.statusCode === 200 && server) pass(`upstream ${target}`, `answers initialize: ${server}`);
+    else fail(`upstream ${target}`, `initialize answered ${response.statusCode}${response.statusCode === 401 || response.statusCode === 403 ? ' (it refuses the proxy credential)' : ''}`);
+    if (typeof sessionId === 'string') {
+      await request(target, { method: 'DELETE', headers: { 'mcp-session-id': sessionId, ...credential } })
+        .then((closing) => closing.body.dump())
+        .catch(() => undefined);
+    }
+  } catch (error) {
+    fail(`upstream ${target}`, `unreachable: ${(error as Error).message}`);
+  }
+}
+
+/** What a client will see: printed with the report. */
+export function clientView(config: Config): string[] {
+  const metadata = buildProtectedResourceMetadata(config);
+  const challenge = challengeFor('missing_token', { resourceMetadataUrl: metadata.url, scope: config.tokens.required_scopes });
+  return [
+    `resource (token audience)  ${config.resource.url}`,
+    `metadata URL               ${metadata.url}`,
+    `401 challenge              WWW-Authenticate: ${challenge.headers['www-authenticate']}`,
+  ];
+}

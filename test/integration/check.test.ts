@@ -1,0 +1,66 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAuthorizationServer, type StartedAuthorizationServer } from '../../demo/authorization-server.ts';
+import { startMcpServer, type StartedMcpServer } from '../../demo/mcp-server.ts';
+
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'warden-check-'));
+const RESOURCE = 'http://127.0.0.1:47999/mcp';
+
+let as: StartedAuthorizationServer;
+let mcp: StartedMcpServer;
+beforeAll(async () => {
+  mcp = await startMcpServer();
+  as = await startAuthorizationServer({ resources: { [RESOURCE]: { scopes: ['mcp:read'] } } });
+});
+afterAll(async () => {
+  await Promise.all([as?.close(), mcp?.close()]);
+});
+
+async function check(overrides: { issuer?: string; secret?: string; upstream?: string } = {}) {
+  const path = join(dir, `check-${Math.random()}.yaml`);
+  writeFileSync(
+    path,
+    `resource: { url: "${RESOURCE}" }
+authorization_servers:
+  - issuer: "${overrides.issuer ?? as.issuer}"
+    introspection: { client_id: ${as.introspectionClient.client_id}, client_secret: "\${env:WARDEN_CHECK_SECRET}", timeout: 2s }
+tokens: { required_scopes: [mcp:read], jwks: { timeout: 2s } }
+upstream: { url: "${overrides.upstream ?? mcp.origin}", connect_timeout: 1s, response_timeout: 2s }
+`,
+  );
+  const env = { ...process.env, WARDEN_CHECK_SECRET: overrides.secret ?? as.introspectionClient.client_secret };
+  return promisify(execFile)(process.execPath, [CLI, 'check', '--config', path], { env, timeout: 20_000 }).then(
+    ({ stdout }) => ({ code: 0, stdout }),
+    (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
+  );
+}
+
+describe('mcp-warden check', () => {
+  it('is all green against the demo parts, and shows what a client will see', async () => {
+    const { code, stdout } = await check();
+    expect(stdout).toContain('all checks passed');
+    expect(code).toBe(0);
+    expect(stdout).toContain(`resource (token audience)  ${RESOURCE}`);
+    expect(stdout).toContain('metadata URL               http://127.0.0.1:47999/.well-known/oauth-protected-resource/mcp');
+    expect(stdout).toContain('WWW-Authenticate: Bearer resource_metadata="http://127.0.0.1:47999/.well-known/oauth-protected-resource/mcp", scope="mcp:read"');
+    expect(stdout).toMatch(/ok +signing keys of .*: 1 usable key/);
+    expect(stdout).toMatch(/ok +introspection at .*: client mcp-warden accepted/);
+    expect(stdout).toMatch(/ok +upstream .*: answers initialize/);
+  });
+
+  it.each([
+    ['a wrong issuer', { issuer: 'http://127.0.0.1:1' }, /FAIL {2}issuer http:\/\/127\.0\.0\.1:1: discovery failed/],
+    ['a wrong client secret', { secret: 'not-the-secret' }, /FAIL {2}introspection at .*answered 401/],
+    ['a dead upstream', { upstream: 'http://127.0.0.1:1' }, /FAIL {2}upstream http:\/\/127\.0\.0\.1:1\/mcp: unreachable/],
+  ])('names %s and exits non-zero', async (_name, overrides, expected) => {
+    const { code, stdout } = await check(overrides);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(expected);
+    expect(stdout).toMatch(/\d check\(s\) failed/);
+  });
+});

@@ -4,7 +4,7 @@ import { extractBearerToken } from './auth/bearer.ts';
 import { challengeFor } from './auth/challenge.ts';
 import { AuthFailure } from './auth/failure.ts';
 import type { Principal } from './auth/principal.ts';
-import { missingScopes, stepUpScopes } from './auth/scopes.ts';
+import { stepUpScopes } from './auth/scopes.ts';
 import type { TokenVerifier } from './auth/verifier.ts';
 import type { Config } from './config/schema.ts';
 import type { InFlight } from './lifecycle/in-flight.ts';
@@ -58,9 +58,9 @@ interface Access {
  */
 export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
   const { config, metadata, verifier, policy, sessions, forwarder, credential, identity, metrics, logger, inFlight } = parts;
-  const cors = createCors(config.cors.allowed_origins, new URL(config.resource.url).origin);
-  const scrub = createRequestHeaderScrubber({ injectedNames: [...credential.headerNames, ...identity.headerNames, 'x-request-id'] });
   const publicUrl = new URL(config.resource.url);
+  const cors = createCors(config.cors.allowed_origins, publicUrl.origin);
+  const scrub = createRequestHeaderScrubber({ injectedNames: [...credential.headerNames, ...identity.headerNames, 'x-request-id'] });
   const forwardedHeaders = { 'x-forwarded-proto': publicUrl.protocol.slice(0, -1), 'x-forwarded-host': publicUrl.host };
   const allowedHosts = new Set(config.listen.allowed_hosts.map((host) => host.toLowerCase()));
   const required = config.tokens.required_scopes;
@@ -137,7 +137,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       const token = extractBearerToken(req.rawHeaders, queryAt === -1 ? '' : url.slice(queryAt), config.tokens.max_token_bytes);
       access.tokenHash = createHash('sha256').update(token).digest('hex').slice(0, 12);
       principal = access.principal = await verifier.verify(token);
-      if (missingScopes(policy.effectiveScopes(principal.scopes), required).length > 0) throw new AuthFailure('insufficient_scope');
+      if (policy.lacksRequired(principal.scopes)) throw new AuthFailure('insufficient_scope');
 
       const sessionId = req.headers['mcp-session-id'];
       if (sessions && typeof sessionId === 'string') {

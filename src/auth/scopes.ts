@@ -1,8 +1,3 @@
-/** Scopes the request needs that the token was not granted. */
-export function missingScopes(granted: ReadonlySet<string>, required: readonly string[]): string[] {
-  return required.filter((scope) => !granted.has(scope));
-}
-
 /**
  * The `scope` of an insufficient_scope challenge: what the token has plus what the request needs. The
  * official SDK re-authorizes with exactly the challenged set, so naming only the missing scopes would

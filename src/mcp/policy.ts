@@ -65,6 +65,12 @@ export class Policy {
     return effective;
   }
 
+  /** True when the token lacks a scope every request needs (`tokens.required_scopes`), hierarchy applied. */
+  lacksRequired(granted: ReadonlySet<string>): boolean {
+    const effective = this.effectiveScopes(granted);
+    return this.#required.some((scope) => !effective.has(scope));
+  }
+
   /** Judges every message; one denied message denies the request, and the challenge names all needs. */
   decide(messages: readonly PeekedMessage[], granted: ReadonlySet<string>): PolicyDecision {
     const effective = this.effectiveScopes(granted);

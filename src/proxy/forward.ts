@@ -38,10 +38,9 @@ export interface ForwardOptions {
 }
 
 interface Exchange {
-  started: number;
+  readonly options: ForwardOptions;
+  readonly started: number;
   headersSeconds: number | undefined;
-  onResponse: ForwardOptions['onResponse'];
-  onEventStream: ForwardOptions['onEventStream'];
   timer: NodeJS.Timeout | undefined;
   upstreamStatus: number | undefined;
   failure: UpstreamFailure | undefined;
@@ -88,7 +87,16 @@ export class Forwarder {
 
   /** Forwards `req` (headers already scrubbed); resolves when the response is over. */
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): Promise<ForwardOutcome> {
-    const exchange: Exchange = { started: performance.now(), headersSeconds: undefined, onResponse: options.onResponse, onEventStream: options.onEventStream, timer: undefined, upstreamStatus: undefined, failure: undefined, stream: false, closing: false };
+    const exchange: Exchange = {
+      options,
+      started: performance.now(),
+      headersSeconds: undefined,
+      timer: undefined,
+      upstreamStatus: undefined,
+      failure: undefined,
+      stream: false,
+      closing: false,
+    };
     this.#exchanges.set(req, exchange);
     return new Promise((resolve) => {
       res.once('close', () => {
@@ -120,7 +128,7 @@ export class Forwarder {
     const status = proxyRes.statusCode ?? 502;
     exchange.upstreamStatus = status;
     exchange.headersSeconds = (performance.now() - exchange.started) / 1000;
-    exchange.onResponse?.(status, proxyRes.headers);
+    exchange.options.onResponse?.(status, proxyRes.headers);
     if (status === 401 || status === 403) {
       proxyRes.resume();
       exchange.failure = 'upstream_auth';
@@ -131,7 +139,7 @@ export class Forwarder {
     if (isEventStream(proxyRes.headers)) {
       exchange.stream = true;
       headers['x-accel-buffering'] = 'no';
-      exchange.onEventStream?.(proxyRes);
+      exchange.options.onEventStream?.(proxyRes);
       this.#options.onStreamStart?.(req, res, () => {
         exchange.closing = true;
         proxyRes.unpipe(res);

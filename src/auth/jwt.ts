@@ -1,7 +1,7 @@
 import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { AuthFailure, type AuthFailureReason } from './failure.ts';
 import type { KeySet } from './key-set.ts';
-import { scopesOf, type Principal } from './principal.ts';
+import { scopesOf, type Principal, type ScopeClaim } from './principal.ts';
 
 export interface JwtRules {
   readonly issuer: string;
@@ -9,6 +9,7 @@ export interface JwtRules {
   readonly audiences: readonly string[];
   readonly algorithms: readonly string[];
   readonly requireAtJwtTyp: boolean;
+  readonly scopeClaim: ScopeClaim;
   readonly clockToleranceSeconds: number;
   readonly keySet: KeySet;
 }
@@ -50,7 +51,7 @@ export async function verifyJwt(token: string, rules: JwtRules): Promise<Princip
     issuer: rules.issuer,
     subject: typeof payload.sub === 'string' ? payload.sub : undefined,
     clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined,
-    scopes: scopesOf(payload),
+    scopes: scopesOf(payload, rules.scopeClaim),
     expiresAt: payload.exp!,
     claims: payload,
   };

@@ -11,7 +11,15 @@ export interface Principal {
   readonly claims: Readonly<JWTPayload>;
 }
 
-/** RFC 9068 §2.2.3: `scope` is one space-delimited string; scopes compare as whole tokens. */
-export function scopesOf(claims: JWTPayload): Set<string> {
-  return typeof claims.scope === 'string' ? new Set(claims.scope.split(' ').filter(Boolean)) : new Set();
+export type ScopeClaim = 'scope' | 'scp';
+
+/**
+ * RFC 9068 §2.2.3: `scope` is one space-delimited string. `scp` may also be an array of strings (Okta).
+ * Scopes compare as whole tokens; any other shape grants nothing.
+ */
+export function scopesOf(claims: JWTPayload, claim: ScopeClaim = 'scope'): Set<string> {
+  const value = claims[claim];
+  if (typeof value === 'string') return new Set(value.split(' ').filter(Boolean));
+  if (claim === 'scp' && Array.isArray(value) && value.every((scope) => typeof scope === 'string')) return new Set(value.filter(Boolean));
+  return new Set();
 }

@@ -53,6 +53,7 @@ export class TokenVerifier {
               audiences,
               algorithms: server.algorithms,
               requireAtJwtTyp: server.require_at_jwt_typ,
+              scopeClaim: server.scope_claim,
               clockToleranceSeconds,
               keySet: new KeySet({
                 jwksUri: jwksUri ? async () => jwksUri : discovered('jwks_uri'),

@@ -156,6 +156,12 @@ const authorizationServer = z.strictObject({
     .default([...DEFAULTS.algorithms]),
   /** RFC 9068 explicit typing; switch off only for identity providers that omit `typ: at+jwt`. */
   require_at_jwt_typ: z.boolean().default(true),
+  /**
+   * The JWT claim that holds the granted scopes: RFC 9068 `scope` (one space-delimited string), or `scp`
+   * for identity providers that use it (Entra ID: a string; Okta: an array). Never both: a second
+   * source of scopes is an explicit choice (SECURITY-CASES SEC-B17).
+   */
+  scope_claim: z.enum(['scope', 'scp']).default('scope'),
 });
 
 const tokens = z

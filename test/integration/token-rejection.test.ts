@@ -75,6 +75,7 @@ describe('token rejection, end to end with oidc-provider', () => {
     }, 401, 'invalid_token', 'invalid_signature'],
     ['a JWE-shaped token', async () => ({ authorization: 'Bearer a.b.c.d.e' }), 401, 'invalid_token', 'malformed_token'],
     ['a token without the required scope', async () => ({ authorization: `Bearer ${await forge(claims({ scope: 'mcp:other' }))}` }), 403, 'insufficient_scope', 'insufficient_scope'],
+    ['scopes in scp from an issuer not configured to use it', async () => ({ authorization: `Bearer ${await forge(claims({ scope: undefined, scp: 'mcp:read' }))}` }), 403, 'insufficient_scope', 'insufficient_scope'],
   ];
 
   it.each(cases)('refuses %s, and the upstream receives nothing', async (_name, headers, status, error, reason) => {
@@ -129,6 +130,38 @@ describe('token rejection, end to end with oidc-provider', () => {
     expect(metrics).toMatch(/mcp_warden_requests_total\{outcome="denied",status_class="4xx"\} \d+/);
     const logText = JSON.stringify(stack.logs);
     expect(logText).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/);
+  });
+});
+
+describe('an issuer configured with scope_claim: scp (Entra ID, Okta)', () => {
+  let scpStack: Stack;
+  beforeAll(async () => {
+    scpStack = await startStack((base) => ({
+      ...base,
+      authorization_servers: (base.authorization_servers as object[]).map((server) => ({ ...server, scope_claim: 'scp' })),
+      tokens: { ...(base.tokens as object), required_scopes: ['mcp:read'] },
+    }));
+  });
+  afterAll(async () => {
+    await scpStack?.close();
+  });
+
+  const send = async (extra: JWTPayload) => {
+    const now = Math.floor(Date.now() / 1000);
+    const payload = { iss: scpStack.as.issuer, aud: scpStack.mcpUrl, sub: 'u', iat: now, exp: now + 300, ...extra };
+    const key = await importJWK(scpStack.as.signingKey.privateJwk, 'RS256');
+    const token = await new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: scpStack.as.signingKey.kid, typ: 'at+jwt' }).sign(key);
+    const response = await fetch(scpStack.mcpUrl, { method: 'POST', headers: { ...MCP_HEADERS, authorization: `Bearer ${token}` }, body: INITIALIZE });
+    await response.body?.cancel();
+    return response.status;
+  };
+
+  it('reads scopes from scp as a string (Entra ID) or an array (Okta), and ignores scope', async () => {
+    expect(await send({ scp: 'openid mcp:read' })).toBe(200);
+    expect(await send({ scp: ['openid', 'mcp:read'] })).toBe(200);
+    expect(await send({ scope: 'mcp:read' })).toBe(403);
+    expect(await send({ scp: 'mcp:readwrite' })).toBe(403);
+    expect(await send({ scp: ['mcp:read', 7] })).toBe(403);
   });
 });
 

@@ -12,8 +12,10 @@ import { openSecretSource, type SecretSource } from '../../src/config/secret-sou
 class KubeletSecretVolume {
   readonly dir = mkdtempSync(join(tmpdir(), 'warden-secret-volume-'));
   private generation = 0;
+  private readonly key: string;
 
-  constructor(private readonly key: string, value: string) {
+  constructor(key: string, value: string) {
+    this.key = key;
     this.write(value);
     symlinkSync(join('..data', key), join(this.dir, key));
   }

@@ -174,6 +174,7 @@ describe('deploy/ manifests', () => {
     expect(server.env).toContainEqual({ name: 'HOST', value: '127.0.0.1' });
     expect(new URL(config.upstream.url).hostname).toBe('127.0.0.1');
     expect(spec.automountServiceAccountToken).toBe(false);
+    expect(find(docs, 'Deployment', 'legacy-mcp').spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
     expect(spec.terminationGracePeriodSeconds).toBeGreaterThan(config.lifecycle.shutdown_grace / 1000);
 
     const service = find(docs, 'Service', 'legacy-mcp');

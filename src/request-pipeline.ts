@@ -19,6 +19,8 @@ import { createCors, METADATA_CORS_HEADERS } from './proxy/cors.ts';
 import type { Forwarder, ForwardOutcome } from './proxy/forward.ts';
 import { readBody } from './proxy/read-body.ts';
 import { createRequestHeaderScrubber } from './proxy/request-headers.ts';
+import { parseRequestPath } from './proxy/request-path.ts';
+import type { StreamSlots } from './proxy/stream-slots.ts';
 import { sendJson } from './proxy/respond.ts';
 import type { UpstreamCredential } from './upstream/credential.ts';
 import type { createIdentityHeaders } from './upstream/identity-headers.ts';
@@ -35,6 +37,7 @@ export interface PipelineParts {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly inFlight: InFlight;
+  readonly streams: StreamSlots;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -49,6 +52,8 @@ interface Access {
   tokenHash?: string;
   /** The JSON-RPC methods of the request, and the first message's target, when known. */
   rpc?: { methods: ReadonlyArray<string | undefined>; target: string | undefined };
+  /** The client sent `Expect: 100-continue` and has not been told to send its body. */
+  awaitingContinue?: boolean;
 }
 
 /**
@@ -57,7 +62,7 @@ interface Access {
  * anything reaches the upstream. Deny by default.
  */
 export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
-  const { config, metadata, verifier, policy, sessions, forwarder, credential, identity, metrics, logger, inFlight } = parts;
+  const { config, metadata, verifier, policy, sessions, forwarder, credential, identity, metrics, logger, inFlight, streams } = parts;
   const publicUrl = new URL(config.resource.url);
   const cors = createCors(config.cors.allowed_origins, publicUrl.origin);
   const scrub = createRequestHeaderScrubber({ injectedNames: [...credential.headerNames, ...identity.headerNames, 'x-request-id'] });
@@ -67,6 +72,8 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
   const unionChallenge = config.policy.challenge_scope === 'granted_and_required';
 
   const refuse = (res: ServerResponse, access: Access, failure: AuthFailure, needed: readonly string[] = required) => {
+    // The body was never asked for, so the connection cannot carry another request after this answer.
+    if (access.awaitingContinue) res.setHeader('connection', 'close');
     const granted = access.principal?.scopes ?? new Set<string>();
     const scope = failure.reason === 'insufficient_scope' && unionChallenge ? stepUpScopes(granted, needed) : [...needed];
     const challenge = challengeFor(failure.reason, { resourceMetadataUrl: metadata.url, scope });
@@ -97,16 +104,36 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     }
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, access: Access, requestId: string) => {
-    const url = req.url ?? '/';
-    const queryAt = url.indexOf('?');
-    const path = queryAt === -1 ? url : url.slice(0, queryAt);
-    const origin = req.headers.origin;
+  /** Tells a client that sent `Expect: 100-continue` to send its body: only once it is authorized. */
+  const sendContinue = (res: ServerResponse, access: Access) => {
+    if (!access.awaitingContinue) return;
+    access.awaitingContinue = false;
+    res.writeContinue();
+  };
 
+  const handle = async (req: IncomingMessage, res: ServerResponse, access: Access, requestId: string) => {
+    const origin = req.headers.origin;
+    access.awaitingContinue = (req.headers.expect ?? '').toLowerCase() === '100-continue';
+
+    // Node keeps reading past its header count limit and drops the rest silently: refuse instead.
+    if (req.rawHeaders.length / 2 > config.limits.max_headers) {
+      refuse(res, access, new AuthFailure('too_many_headers'));
+      return;
+    }
+    if (countHeader(req.rawHeaders, 'host') > 1) {
+      refuse(res, access, new AuthFailure('malformed_request', 'more than one Host header'));
+      return;
+    }
     if (allowedHosts.size > 0 && !allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
       refuse(res, access, new AuthFailure('host_denied'));
       return;
     }
+    const target = parseRequestPath(req.url ?? '/');
+    if (!target.ok) {
+      refuse(res, access, new AuthFailure('ambiguous_path', target.problem));
+      return;
+    }
+    const { path, query } = target;
     if (metadata.paths.has(path)) {
       access.outcome = 'metadata';
       if (req.method === 'GET' || req.method === 'HEAD') {
@@ -134,9 +161,9 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     let principal: Principal;
     let body: Buffer | undefined;
     try {
-      const token = extractBearerToken(req.rawHeaders, queryAt === -1 ? '' : url.slice(queryAt), config.tokens.max_token_bytes);
+      const token = extractBearerToken(req.rawHeaders, query, config.tokens.max_token_bytes);
       access.tokenHash = createHash('sha256').update(token).digest('hex').slice(0, 12);
-      principal = access.principal = await verifier.verify(token);
+      principal = access.principal = await verifier.verify(token, req.socket.remoteAddress ?? '');
       if (policy.lacksRequired(principal.scopes)) throw new AuthFailure('insufficient_scope');
 
       const sessionId = req.headers['mcp-session-id'];
@@ -146,13 +173,14 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       }
       // A legacy session id rides in the query. Only a foreign one is refused: the parameter may mean
       // something else to a server that is not legacy, and a legacy session dies with its stream anyway.
-      const legacySession = queryAt === -1 ? null : new URLSearchParams(url.slice(queryAt)).get('sessionId');
+      const legacySession = query === '' ? null : new URLSearchParams(query).get('sessionId');
       if (sessions && legacySession && sessions.check(legacySession, principal) === 'foreign') {
         throw new AuthFailure('session_foreign', 'legacy sessionId of another principal', principal.issuer);
       }
 
       if (policy.inspectsBodies && req.method === 'POST') {
         if (!isJson(req.headers)) throw new AuthFailure('unsupported_media_type');
+        sendContinue(res, access);
         const read = await readBody(req, config.policy.max_body_bytes);
         if (!read.ok && read.problem === 'client_gone') return;
         if (!read.ok) {
@@ -193,8 +221,21 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       const name = req.headers['mcp-name'];
       access.rpc = { methods: [mcpMethod], target: typeof name === 'string' ? name : undefined };
     }
+    let onStreamStart: ((end: () => void) => void) | undefined;
+    if (req.method === 'GET') {
+      const slot = streams.acquire(`${principal.issuer} ${principal.subject ?? access.tokenHash}`);
+      if (!slot.ok) {
+        refuse(res, access, new AuthFailure(slot.refusal, undefined, principal.issuer));
+        return;
+      }
+      res.once('close', slot.release);
+      // A standalone stream would outlive its token; it ends at exp and the client reconnects with a fresh one.
+      const { expiresAt } = principal;
+      if (expiresAt !== undefined) onStreamStart = (end) => endAtExpiry(res, end, expiresAt + config.tokens.clock_tolerance / 1000);
+    }
     for (const method of access.rpc?.methods ?? []) metrics.mcpRequest(method);
     scrub(req.headers);
+    sendContinue(res, access);
     access.outcome = 'allowed';
     access.upstream = await forwarder.forward(req, res, {
       inject: {
@@ -213,6 +254,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
           }
         : undefined,
       onEventStream: sessions && req.method === 'GET' ? (stream) => watchLegacyEndpoint(stream, (id) => sessions.bind(id, principal)) : undefined,
+      onStreamStart,
     });
     const { upstreamStatus, headersSeconds, failure } = access.upstream;
     if (upstreamStatus !== undefined && headersSeconds !== undefined) metrics.upstreamResponse(upstreamStatus, headersSeconds);
@@ -265,4 +307,18 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       );
     });
   };
+}
+
+function countHeader(rawHeaders: readonly string[], name: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) count += 1;
+  return count;
+}
+
+/** setTimeout's longest delay; a token valid for longer is rechecked by nothing but this timer anyway. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function endAtExpiry(res: ServerResponse, end: () => void, expiresAtSeconds: number): void {
+  const timer = setTimeout(end, Math.min(MAX_TIMER_MS, Math.max(0, expiresAtSeconds * 1000 - Date.now())));
+  res.once('close', () => clearTimeout(timer));
 }

@@ -15,14 +15,15 @@ import { buildProtectedResourceMetadata } from './metadata/protected-resource.ts
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
 import { Forwarder } from './proxy/forward.ts';
+import { limitConnections } from './proxy/connection-limits.ts';
+import { StreamSlots } from './proxy/stream-slots.ts';
 import { createRequestPipeline } from './request-pipeline.ts';
 import { createUpstreamCredential, type UpstreamCredential } from './upstream/credential.ts';
 import { createIdentityHeaders } from './upstream/identity-headers.ts';
 
-/** Slow clients are cut while sending the request; responses (long streams) are not bounded by these. */
-const SERVER_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 } as const;
 const KEY_RETRY_MIN_MS = 1_000;
 const KEY_RETRY_MAX_MS = 30_000;
+const KEY_CHECK_MIN_MS = 100;
 
 export interface Warden {
   /** Where the main listener is, e.g. http://127.0.0.1:8080 */
@@ -65,8 +66,11 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   metrics.countCachedTokens(() => verifier.cachedTokens);
   const readiness = new Readiness(() => verifier.ready);
   const inFlight = new InFlight();
+  const identity = createIdentityHeaders(config.upstream.identity_headers);
   const forwarder = new Forwarder({
     target: config.upstream.url,
+    // An upstream that echoes the proxy's credential or identity headers must not hand them to clients.
+    dropResponseHeaders: new Set([...credential.headerNames, ...identity.headerNames, ...config.upstream.strip_response_headers].map((name) => name.toLowerCase())),
     connectTimeoutMs: config.upstream.connect_timeout,
     responseTimeoutMs: config.upstream.response_timeout,
     onStreamStart: (req, res, end) => {
@@ -83,20 +87,36 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     sessions: config.sessions.bind ? new SessionBinding({ maxEntries: config.sessions.max_entries, idleTtlMs: config.sessions.idle_ttl }) : undefined,
     forwarder,
     credential,
-    identity: createIdentityHeaders(config.upstream.identity_headers),
+    identity,
     metrics,
     logger,
     inFlight,
+    streams: new StreamSlots({ total: config.limits.max_streams, perPrincipal: config.limits.max_streams_per_principal }),
   });
 
-  const main = createServer(SERVER_LIMITS, pipeline);
+  const { limits } = config;
+  // Slow clients are cut while sending the request; responses (long streams) are not bounded by these.
+  const main = createServer(
+    { maxHeaderSize: limits.max_header_bytes, headersTimeout: limits.headers_timeout, requestTimeout: limits.request_timeout, keepAliveTimeout: limits.idle_timeout },
+    pipeline,
+  );
+  // One more than allowed, so that a request over the limit shows it (Node silently drops the rest).
+  main.maxHeadersCount = limits.max_headers + 1;
+  // `Expect: 100-continue` is answered by the pipeline, after authorization: a refused client never sends its body.
+  main.on('checkContinue', pipeline);
+  limitConnections(main, { total: limits.max_connections, perIp: limits.max_connections_per_ip }, (reason) => metrics.connectionDropped(reason));
+  const onUnhandled = (error: unknown) => {
+    metrics.unhandledError();
+    logger.error({ err: error }, 'unhandled rejection');
+  };
+  process.on('unhandledRejection', onUnhandled);
   const admin = createAdminServer(readiness, metrics);
   await Promise.all([listen(main, config.listen.host, config.listen.port), listen(admin, config.admin.host, config.admin.port)]);
   const url = baseUrl(main);
   const adminUrl = baseUrl(admin);
   logger.info({ url, admin_url: adminUrl, resource: config.resource.url, upstream: config.upstream.url }, 'listening');
 
-  const keyRetry = fetchKeysUntilReady(verifier, logger);
+  const keyRetry = maintainVerifier(verifier, logger, Math.max(config.tokens.jwks.cooldown, KEY_CHECK_MIN_MS));
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () =>
@@ -119,6 +139,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       await closed;
       forwarder.close();
       closeSecrets();
+      process.off('unhandledRejection', onUnhandled);
       logger.info('stopped');
     })());
 
@@ -142,19 +163,27 @@ function missingSecrets(config: Config, credential: UpstreamCredential, introspe
   return problems;
 }
 
-/** Keeps trying to fetch every issuer's keys and introspection endpoint, with backoff, until all are known. */
-function fetchKeysUntilReady(verifier: TokenVerifier, logger: Logger): { stop(): void } {
+/**
+ * Keeps the verifier supplied: until ready, retries with backoff; after that, every `periodMs` it
+ * refreshes keys that are due, so keys that went past max_stale during an outage come back (and the pod
+ * turns ready again) without a request or a restart.
+ */
+function maintainVerifier(verifier: TokenVerifier, logger: Logger, periodMs: number): { stop(): void } {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let wasReady = false;
   const attempt = async (delay: number) => {
     const failures = await verifier.prepare();
     if (stopped) return;
-    for (const [issuer, error] of failures) logger.warn({ issuer, err: error.message, retry_ms: delay }, 'verifier not ready yet');
-    if (failures.size === 0 && verifier.ready) {
-      logger.info({ issuers: verifier.issuers }, 'verifiers ready');
-      return;
+    const ready = verifier.ready;
+    for (const [issuer, error] of failures) logger.warn({ issuer, err: error.message, retry_ms: ready ? periodMs : delay }, ready ? 'key refresh failed, serving the last good keys' : 'verifier not ready');
+    if (ready !== wasReady) {
+      if (ready) logger.info({ issuers: verifier.issuers }, 'verifiers ready');
+      else logger.error({ issuers: verifier.issuers }, 'verifiers no longer ready: signing keys older than max_stale');
+      wasReady = ready;
     }
-    timer = setTimeout(() => void attempt(Math.min(delay * 2, KEY_RETRY_MAX_MS)), delay);
+    const next = ready ? periodMs : delay;
+    timer = setTimeout(() => void attempt(ready ? KEY_RETRY_MIN_MS : Math.min(delay * 2, KEY_RETRY_MAX_MS)), next);
     timer.unref();
   };
   void attempt(KEY_RETRY_MIN_MS);

@@ -3,7 +3,7 @@ import type { AuthFailureReason } from './failure.ts';
 type ErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
 
 interface ReasonRow {
-  readonly status: 400 | 401 | 403 | 404 | 413 | 415 | 421 | 503;
+  readonly status: 400 | 401 | 403 | 404 | 413 | 415 | 421 | 429 | 431 | 503;
   /** RFC 6750 §3.1 code; absent when the request carried no credentials (§3: no error info then). */
   readonly error?: ErrorCode;
   /** Fixed text: never built from the request, so it can never echo a token. */
@@ -29,6 +29,8 @@ export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
   expired: { status: 401, error: 'invalid_token', description: 'token expired' },
   not_yet_valid: { status: 401, error: 'invalid_token', description: 'token not yet valid' },
   missing_claim: { status: 401, error: 'invalid_token', description: 'token lacks a required claim' },
+  // A proof-of-possession token (RFC 9449, RFC 8705) must not be downgraded to a bearer token.
+  sender_constrained: { status: 401, error: 'invalid_token', description: 'sender-constrained tokens are not accepted as bearer tokens' },
   inactive: { status: 401, error: 'invalid_token', description: 'token is not active' },
   insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'token lacks a required scope' },
   verifier_unavailable: { status: 503, description: 'token verification temporarily unavailable' },
@@ -41,6 +43,12 @@ export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
   unsupported_media_type: { status: 415, request: true, description: 'JSON-RPC requests must be application/json' },
   unreadable_body: { status: 400, request: true, description: 'the body is not a JSON-RPC message the proxy can judge' },
   header_mismatch: { status: 400, request: true, description: 'Mcp-Method or Mcp-Name does not match the body' },
+  malformed_request: { status: 400, request: true, description: 'malformed request' },
+  ambiguous_path: { status: 400, request: true, description: 'the request path is ambiguous' },
+  too_many_headers: { status: 431, request: true, description: 'too many request headers' },
+  too_many_streams: { status: 429, request: true, description: 'too many open event streams for this principal' },
+  rate_limited: { status: 429, request: true, description: 'too many token lookups from this client' },
+  overloaded: { status: 503, description: 'the proxy is at capacity' },
 };
 
 export const RETRY_AFTER_SECONDS = 5;
@@ -68,6 +76,7 @@ export function challengeFor(reason: AuthFailureReason, context: ChallengeContex
     headers['retry-after'] = String(RETRY_AFTER_SECONDS);
     return { status: 503, headers, body: JSON.stringify({ error: 'temporarily_unavailable', error_description: row.description }) };
   }
+  if (row.status === 429) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
   if (row.request) {
     const error = reason.startsWith('session_') ? 'session_not_found' : reason;
     return { status: row.status, headers, body: JSON.stringify({ error, error_description: row.description }) };

@@ -18,6 +18,7 @@ export const AUTH_FAILURE_REASONS = [
   'expired',
   'not_yet_valid',
   'missing_claim',
+  'sender_constrained',
   'inactive',
   'insufficient_scope',
   'verifier_unavailable',
@@ -29,6 +30,12 @@ export const AUTH_FAILURE_REASONS = [
   'unsupported_media_type',
   'unreadable_body',
   'header_mismatch',
+  'malformed_request',
+  'ambiguous_path',
+  'too_many_headers',
+  'too_many_streams',
+  'rate_limited',
+  'overloaded',
 ] as const;
 
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];

@@ -1,7 +1,17 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { AuthFailure, type AuthFailureReason } from './failure.ts';
+import type { LookupLimiter } from './lookup-limiter.ts';
 import type { Principal } from './principal.ts';
+
+/** Failures that say nothing about the token, so they are never cached. */
+export const TRANSIENT_REASONS: ReadonlySet<AuthFailureReason> = new Set(['verifier_unavailable', 'rate_limited', 'overloaded']);
+
+/** What a lookup carries to the fetch: the token (never a cache key) and who asked. */
+interface Lookup {
+  readonly token: string;
+  readonly client: string;
+}
 
 /** What the cache remembers about a token: who it speaks for, or why it was refused. Never the token. */
 type Verdict = { readonly principal: Principal } | { readonly reason: AuthFailureReason; readonly issuer: string | undefined };
@@ -16,6 +26,8 @@ export interface IntrospectionCacheOptions {
   readonly clockToleranceSeconds: number;
   /** The expensive call; an AuthFailure other than verifier_unavailable is a verdict worth keeping. */
   readonly introspect: (token: string) => Promise<Principal>;
+  /** Admits each call to `introspect`; a refusal is not remembered. */
+  readonly limiter?: LookupLimiter;
   /** How the lookup was served and how long it took, refusals and outages included. */
   readonly onLookup?: (lookup: CacheLookup, seconds: number) => void;
   /** Epoch milliseconds; tests move it. */
@@ -29,42 +41,47 @@ export interface IntrospectionCacheOptions {
  * (lru-cache's fetch). Revocation at the authorization server therefore takes effect within max_ttl.
  */
 export class IntrospectionCache {
-  readonly #lru: LRUCache<string, Verdict, string>;
+  readonly #lru: LRUCache<string, Verdict, Lookup>;
   readonly #options: IntrospectionCacheOptions;
   readonly #now: () => number;
 
   constructor(options: IntrospectionCacheOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#lru = new LRUCache<string, Verdict, string>({
+    this.#lru = new LRUCache<string, Verdict, Lookup>({
       max: options.maxEntries,
       ttl: options.maxTtlMs,
       // Expired entries leave memory when they expire, not when next looked up.
       ttlAutopurge: true,
       perf: { now: this.#now },
-      fetchMethod: async (_key, _stale, { context: token, options: entry }) => {
+      fetchMethod: async (_key, _stale, { context: { token, client }, options: entry }) => {
+        const admission = options.limiter?.admit(client);
+        if (admission && !admission.ok) throw new AuthFailure(admission.reason, 'introspection call refused');
         try {
           const principal = await options.introspect(token);
           const untilExpiry = principal.expiresAt === undefined ? Number.POSITIVE_INFINITY : principal.expiresAt * 1000 - this.#now();
           entry.ttl = Math.max(1, Math.min(options.maxTtlMs, untilExpiry));
           return { principal };
         } catch (error) {
-          if (!(error instanceof AuthFailure) || error.reason === 'verifier_unavailable') throw error;
+          if (!(error instanceof AuthFailure) || TRANSIENT_REASONS.has(error.reason)) throw error;
           entry.ttl = options.negativeTtlMs;
           return { reason: error.reason, issuer: error.issuer };
+        } finally {
+          if (admission?.ok) admission.done();
         }
       },
     });
   }
 
-  async verify(token: string): Promise<Principal> {
-    const status: LRUCache.Status<string, Verdict, string> = {};
+  /** `client` is who asked (the peer IP), for the per-client limit on introspection calls. */
+  async verify(token: string, client = ''): Promise<Principal> {
+    const status: LRUCache.Status<string, Verdict, Lookup> = {};
     const started = performance.now();
     const report = () =>
       this.#options.onLookup?.(status.fetch === 'hit' ? 'hit' : status.fetch === 'inflight' ? 'inflight' : 'miss', (performance.now() - started) / 1000);
     let verdict: Verdict | undefined;
     try {
-      verdict = await this.#lru.fetch(keyOf(token), { context: token, status });
+      verdict = await this.#lru.fetch(keyOf(token), { context: { token, client }, status });
     } finally {
       report();
     }

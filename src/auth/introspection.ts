@@ -1,5 +1,6 @@
 import type { JWTPayload } from 'jose';
 import type { SecretSource } from '../config/secret-source.ts';
+import type { CircuitBreaker } from './circuit-breaker.ts';
 import { AuthFailure, type AuthFailureReason } from './failure.ts';
 import { FetchFailure, fetchJson, type FetchFailureKind } from './fetch-json.ts';
 import { scopesOf, type Principal } from './principal.ts';
@@ -7,7 +8,7 @@ import { scopesOf, type Principal } from './principal.ts';
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
 /** How an introspection call ended; a bounded metric label. */
-export type IntrospectionResult = 'active' | 'inactive' | 'rejected' | 'no_credentials' | FetchFailureKind;
+export type IntrospectionResult = 'active' | 'inactive' | 'rejected' | 'no_credentials' | 'circuit_open' | FetchFailureKind;
 
 export interface IntrospectionRules {
   readonly issuer: string;
@@ -19,6 +20,8 @@ export interface IntrospectionRules {
   /** The resource URL and any extra accepted audiences; `aud` must contain one of them. */
   readonly audiences: readonly string[];
   readonly clockToleranceSeconds: number;
+  /** Opens after repeated failures of the endpoint, so requests fail fast while it is down. */
+  readonly breaker?: CircuitBreaker;
   readonly onResult?: (result: IntrospectionResult, seconds: number) => void;
   readonly now?: () => number;
 }
@@ -48,18 +51,25 @@ export async function introspect(token: string, rules: IntrospectionRules): Prom
     form.set('client_secret', secret.value);
   }
 
+  if (rules.breaker && !rules.breaker.allow()) {
+    report('circuit_open');
+    throw unavailable('introspection endpoint failing; calls paused');
+  }
   let answer: unknown;
   try {
     answer = await fetchJson(await rules.endpoint(), { timeoutMs: rules.timeoutMs, maxBytes: MAX_RESPONSE_BYTES, form: { body: form.toString(), headers } });
   } catch (error) {
+    rules.breaker?.failure();
     const kind = error instanceof FetchFailure ? error.kind : 'network';
     report(kind);
     throw unavailable(`introspection failed: ${(error as Error).message}`);
   }
   if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) {
+    rules.breaker?.failure();
     report('invalid_json');
     throw unavailable('introspection answered something other than a JSON object');
   }
+  rules.breaker?.success();
   try {
     const principal = checkAnswer(answer as Record<string, unknown>, rules);
     report('active');
@@ -87,6 +97,7 @@ function checkAnswer(answer: Record<string, unknown>, rules: IntrospectionRules)
   if (typeof answer.exp === 'number' && answer.exp <= now - rules.clockToleranceSeconds) throw fail('expired', 'exp has passed');
   if (typeof answer.nbf === 'number' && answer.nbf > now + rules.clockToleranceSeconds) throw fail('not_yet_valid', 'nbf is in the future');
   if (answer.token_type === 'refresh_token') throw fail('wrong_type', 'a refresh token is not an access token');
+  if (answer.cnf !== undefined) throw fail('sender_constrained', 'cnf binds the token to a key this proxy does not check');
 
   const { active: _active, ...claims } = answer;
   return {

@@ -20,13 +20,16 @@ export interface JwtRules {
  */
 export async function verifyJwt(token: string, rules: JwtRules): Promise<Principal> {
   const fail = (reason: AuthFailureReason, detail?: string) => new AuthFailure(reason, detail, rules.issuer);
-  let alg: unknown;
+  let header: ReturnType<typeof decodeProtectedHeader>;
   try {
-    alg = decodeProtectedHeader(token).alg;
+    header = decodeProtectedHeader(token);
   } catch {
     throw fail('malformed_token', 'unreadable protected header');
   }
+  const { alg, kid } = header;
   if (typeof alg !== 'string' || !rules.algorithms.includes(alg)) throw fail('unsupported_algorithm', `alg ${String(alg).slice(0, 16)} not allowed`);
+  // kid is only ever an exact-match key into the issuer's key map; anything else is not a kid.
+  if (kid !== undefined && (typeof kid !== 'string' || kid.length > MAX_KID_LENGTH)) throw fail('malformed_token', 'kid is not a short string');
 
   let payload: JWTPayload;
   try {
@@ -47,6 +50,7 @@ export async function verifyJwt(token: string, rules: JwtRules): Promise<Princip
   if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + rules.clockToleranceSeconds) {
     throw fail('not_yet_valid', 'iat is in the future');
   }
+  if (payload.cnf !== undefined) throw fail('sender_constrained', 'cnf binds the token to a key this proxy does not check');
   return {
     issuer: rules.issuer,
     subject: typeof payload.sub === 'string' ? payload.sub : undefined,
@@ -56,6 +60,8 @@ export async function verifyJwt(token: string, rules: JwtRules): Promise<Princip
     claims: payload,
   };
 }
+
+const MAX_KID_LENGTH = 256;
 
 const CLAIM_REASONS: Partial<Record<string, AuthFailureReason>> = {
   nbf: 'not_yet_valid',

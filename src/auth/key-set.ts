@@ -12,6 +12,8 @@ export interface KeySetOptions {
   readonly cooldownMs: number;
   /** Age after which keys are refetched in the background; the current ones serve meanwhile. */
   readonly refreshMs: number;
+  /** Age after which keys that could not be refreshed are no longer trusted (fail closed). */
+  readonly maxStaleMs: number;
   readonly maxBytes?: number;
   readonly maxKeys?: number;
   readonly onFetch?: (result: KeyFetchResult, keyCount: number) => void;
@@ -43,9 +45,16 @@ export class KeySet {
     this.#now = options.now ?? Date.now;
   }
 
-  /** True once keys have been fetched; they stay usable through later failed refreshes. */
+  /** True while there are keys young enough to trust; they stay usable through failed refreshes up to max_stale. */
   get ready(): boolean {
-    return this.#keys !== undefined;
+    return this.#keys !== undefined && !this.#tooStale();
+  }
+
+  /** Refetches keys older than the refresh age, unless a fetch was tried within the cooldown. */
+  async refreshIfDue(): Promise<void> {
+    if (!this.#keys || this.#now() - this.#fetchedAt > this.#options.refreshMs) {
+      if (!this.#coolingDown()) await this.refresh();
+    }
   }
 
   /** Fetches the keys now; concurrent callers share one request. Throws FetchFailure, keeping old keys. */
@@ -58,10 +67,14 @@ export class KeySet {
 
   /** A jose key getter. */
   readonly getKey = async (header: JWTHeaderParameters, token: FlattenedJWSInput): Promise<VerificationKey> => {
-    if (!this.#keys) {
-      await this.refresh().catch((error: unknown) => {
-        throw new AuthFailure('verifier_unavailable', `signing keys unavailable: ${(error as Error).message}`);
-      });
+    if (!this.ready) {
+      // No keys yet, or keys past max_stale: a request may try a fetch (within the cooldown), never old keys.
+      if (!this.#coolingDown() || !this.#keys) {
+        await this.refresh().catch((error: unknown) => {
+          throw new AuthFailure('verifier_unavailable', `signing keys unavailable: ${(error as Error).message}`);
+        });
+      }
+      if (!this.ready) throw new AuthFailure('verifier_unavailable', 'signing keys are older than max_stale');
     } else if (this.#now() - this.#fetchedAt > this.#options.refreshMs && !this.#coolingDown()) {
       this.refresh().catch(() => undefined);
     }
@@ -81,6 +94,10 @@ export class KeySet {
 
   #select(header: JWTHeaderParameters, token: FlattenedJWSInput): Promise<VerificationKey> {
     return this.#keys!(header, token);
+  }
+
+  #tooStale(): boolean {
+    return this.#now() - this.#fetchedAt > this.#options.maxStaleMs;
   }
 
   #coolingDown(): boolean {

@@ -1,12 +1,14 @@
 import { decodeJwt } from 'jose';
 import type { Config } from '../config/schema.ts';
 import type { SecretSource } from '../config/secret-source.ts';
+import { CircuitBreaker } from './circuit-breaker.ts';
 import { AuthFailure } from './failure.ts';
 import { introspect, type IntrospectionResult } from './introspection.ts';
-import { IntrospectionCache, type CacheLookup } from './introspection-cache.ts';
+import { IntrospectionCache, TRANSIENT_REASONS, type CacheLookup } from './introspection-cache.ts';
 import { issuerMetadataSource } from './issuer-metadata.ts';
 import { verifyJwt, type JwtRules } from './jwt.ts';
 import { KeySet, type KeyFetchResult } from './key-set.ts';
+import { LookupLimiter } from './lookup-limiter.ts';
 import type { Principal } from './principal.ts';
 
 export interface VerifierHooks {
@@ -29,6 +31,10 @@ interface ServerVerifiers {
  * verifies JWTs is verified locally, and a failure there is final: it is never retried by introspection.
  * Anything else (opaque tokens, JWTs of an introspection-only server) is introspected.
  */
+/** Consecutive introspection failures that pause calls, and for how long (SECURITY-CASES SEC-D07). */
+const BREAKER_THRESHOLD = 5;
+const BREAKER_OPEN_MS = 5_000;
+
 export class TokenVerifier {
   readonly #servers: ReadonlyMap<string, ServerVerifiers>;
   readonly #introspectors: readonly ServerVerifiers[];
@@ -38,6 +44,7 @@ export class TokenVerifier {
     const { tokens } = config;
     const audiences = [config.resource.url, ...tokens.audiences];
     const clockToleranceSeconds = tokens.clock_tolerance / 1000;
+    const limiter = new LookupLimiter({ perClientPerSecond: config.limits.introspections_per_client, maxConcurrent: config.limits.max_concurrent_introspections });
     this.#servers = new Map(
       config.authorization_servers.map((server): [string, ServerVerifiers] => {
         const metadata = issuerMetadataSource(server.issuer, tokens.jwks.timeout);
@@ -60,6 +67,7 @@ export class TokenVerifier {
                 timeoutMs: tokens.jwks.timeout,
                 cooldownMs: tokens.jwks.cooldown,
                 refreshMs: tokens.jwks.refresh,
+                maxStaleMs: tokens.jwks.max_stale,
                 onFetch: (result, count) => hooks.onKeyFetch?.(server.issuer, result, count),
               }),
             }
@@ -78,11 +86,13 @@ export class TokenVerifier {
             timeoutMs: settings.timeout,
             audiences,
             clockToleranceSeconds,
+            breaker: new CircuitBreaker({ threshold: BREAKER_THRESHOLD, openMs: BREAKER_OPEN_MS }),
             onResult: (result: IntrospectionResult, seconds: number) => hooks.onIntrospection?.(server.issuer, result, seconds),
           };
           introspection = {
             endpoint,
             cache: new IntrospectionCache({
+              limiter,
               maxEntries: tokens.cache.max_entries,
               maxTtlMs: tokens.cache.max_ttl,
               negativeTtlMs: tokens.cache.negative_ttl,
@@ -120,13 +130,17 @@ export class TokenVerifier {
     return this.#introspectors.reduce((sum, server) => sum + server.introspection!.cache.size, 0);
   }
 
-  /** Fetches keys and resolves introspection endpoints; resolves with the servers that failed. */
+  /**
+   * Fetches keys that are missing or due for a refresh, and resolves introspection endpoints; resolves
+   * with the servers that failed. Called until ready, then periodically, so keys that went stale during
+   * an outage are replaced without waiting for a request (a pod that is not ready gets none).
+   */
   async prepare(): Promise<Map<string, Error>> {
     const failures = new Map<string, Error>();
     await Promise.all(
       [...this.#servers.values()].map(async (server) => {
         try {
-          await server.jwt?.keySet.refresh();
+          await server.jwt?.keySet.refreshIfDue();
           if (server.introspection) {
             await server.introspection.endpoint();
             this.#resolvedEndpoints.add(server.issuer);
@@ -139,7 +153,8 @@ export class TokenVerifier {
     return failures;
   }
 
-  async verify(token: string): Promise<Principal> {
+  /** `client` (the peer IP) is charged for any introspection call the token causes. */
+  async verify(token: string, client = ''): Promise<Principal> {
     let issuer: unknown;
     let jwtShaped = true;
     try {
@@ -156,13 +171,13 @@ export class TokenVerifier {
         this.#hooks.onVerification?.('jwt', 'none', (performance.now() - started) / 1000);
       }
     }
-    if (named?.introspection) return named.introspection.cache.verify(token);
+    if (named?.introspection) return named.introspection.cache.verify(token, client);
     if (this.#introspectors.length === 0) {
       throw jwtShaped
         ? new AuthFailure('wrong_issuer', 'iss names no configured authorization server')
         : new AuthFailure('malformed_token', 'not a compact JWS JWT, and no server introspects');
     }
-    return this.#introspectEverywhere(token);
+    return this.#introspectEverywhere(token, client);
   }
 
   /**
@@ -170,15 +185,16 @@ export class TokenVerifier {
    * A server that cannot answer makes the whole answer unavailable: "inactive" from the others is not
    * proof that the token is bad.
    */
-  async #introspectEverywhere(token: string): Promise<Principal> {
+  async #introspectEverywhere(token: string, client: string): Promise<Principal> {
     let refusal: AuthFailure | undefined;
     let outage: AuthFailure | undefined;
     for (const server of this.#introspectors) {
       try {
-        return await server.introspection!.cache.verify(token);
+        return await server.introspection!.cache.verify(token, client);
       } catch (error) {
         if (!(error instanceof AuthFailure)) throw error;
-        if (error.reason === 'verifier_unavailable') outage ??= error;
+        // No answer is not a "no": an outage or a refused lookup decides the whole answer.
+        if (TRANSIENT_REASONS.has(error.reason)) outage ??= error;
         else if (error.reason !== 'inactive' || !refusal) refusal = error;
       }
     }

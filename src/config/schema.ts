@@ -15,6 +15,7 @@ export const DEFAULTS = {
   jwksTimeout: '5s',
   jwksCooldown: '30s',
   jwksRefresh: '10m',
+  jwksMaxStale: '1h',
   connectTimeout: '5s',
   responseTimeout: '60s',
   shutdownGrace: '10s',
@@ -25,6 +26,17 @@ export const DEFAULTS = {
   maxBodyBytes: 4 * 1024 * 1024,
   sessionMaxEntries: 10_000,
   sessionIdleTtl: '24h',
+  maxHeaderBytes: 16 * 1024,
+  maxHeaders: 100,
+  headersTimeout: '10s',
+  requestTimeout: '30s',
+  idleTimeout: '5s',
+  maxConnections: 1024,
+  maxConnectionsPerIp: 128,
+  maxStreams: 1000,
+  maxStreamsPerPrincipal: 16,
+  introspectionsPerClient: 20,
+  maxConcurrentIntrospections: 64,
 } as const;
 
 /** Asymmetric JWS algorithms only: symmetric ones would need a shared secret, and `none` is never a choice. */
@@ -175,7 +187,10 @@ const tokens = z
         timeout: duration(DEFAULTS.jwksTimeout),
         cooldown: duration(DEFAULTS.jwksCooldown),
         refresh: duration(DEFAULTS.jwksRefresh),
+        /** Keys not refreshed successfully for this long are no longer trusted: 503 and not ready. */
+        max_stale: duration(DEFAULTS.jwksMaxStale),
       })
+      .refine((jwks) => jwks.max_stale > jwks.refresh, { message: 'max_stale must be longer than refresh', path: ['max_stale'] })
       .prefault({}),
     /** Introspection results. Revocation at the authorization server takes effect within max_ttl. */
     cache: z
@@ -202,6 +217,8 @@ const upstream = z.strictObject({
   identity_headers: z.record(headerName(), z.string().min(1)).default({}),
   connect_timeout: duration(DEFAULTS.connectTimeout),
   response_timeout: duration(DEFAULTS.responseTimeout),
+  /** Response headers never passed to clients (e.g. set-cookie); the injected headers' names always are dropped. */
+  strip_response_headers: z.array(headerName()).default([]),
 });
 
 const cors = z.strictObject({ allowed_origins: z.array(text()).default([]) }).prefault({});
@@ -251,6 +268,34 @@ const logging = z
   })
   .prefault({});
 
+const count = (fallback: number, min: number, max: number) => z.number().int().min(min).max(max).default(fallback);
+
+/** Bounds on what one client, or all of them, can make the proxy hold. */
+const limits = z
+  .strictObject({
+    /** All request headers together; larger requests get 431 before any auth work. */
+    max_header_bytes: count(DEFAULTS.maxHeaderBytes, 1024, 64 * 1024),
+    /** Header lines per request; more get 431. */
+    max_headers: count(DEFAULTS.maxHeaders, 16, 1000),
+    /** Time for a client to send all its headers (slowloris). */
+    headers_timeout: duration(DEFAULTS.headersTimeout),
+    /** Time for a client to send its whole request, body included; responses and streams are not bounded by it. */
+    request_timeout: duration(DEFAULTS.requestTimeout),
+    /** A keep-alive connection with no request in progress is closed after this. */
+    idle_timeout: duration(DEFAULTS.idleTimeout),
+    max_connections: count(DEFAULTS.maxConnections, 1, 1_000_000),
+    max_connections_per_ip: count(DEFAULTS.maxConnectionsPerIp, 1, 1_000_000),
+    /** Open GET event streams, in all and per principal (issuer + subject): 503 and 429 beyond. */
+    max_streams: count(DEFAULTS.maxStreams, 1, 1_000_000),
+    max_streams_per_principal: count(DEFAULTS.maxStreamsPerPrincipal, 1, 10_000),
+    /** Introspection calls (cache misses) a client IP may cause per second, bursts of twice that; 429 beyond. */
+    introspections_per_client: count(DEFAULTS.introspectionsPerClient, 1, 100_000),
+    /** Introspection calls in flight at once; 503 beyond. */
+    max_concurrent_introspections: count(DEFAULTS.maxConcurrentIntrospections, 1, 10_000),
+  })
+  .refine((bounds) => bounds.request_timeout > bounds.headers_timeout, { message: 'request_timeout must be longer than headers_timeout', path: ['request_timeout'] })
+  .prefault({});
+
 const lifecycle = z.strictObject({ shutdown_grace: duration(DEFAULTS.shutdownGrace) }).prefault({});
 
 export const configSchema = z.strictObject({
@@ -265,6 +310,7 @@ export const configSchema = z.strictObject({
   sessions,
   logging,
   lifecycle,
+  limits,
   /** Allows plain http:// URLs for non-loopback hosts (resource, issuers, JWKS). Never in production. */
   insecure_allow_http: z.boolean().default(false),
 });

@@ -47,6 +47,7 @@ export async function checkDeployment(config: Config): Promise<CheckResult[]> {
         timeoutMs,
         cooldownMs: 0,
         refreshMs: Number.POSITIVE_INFINITY,
+        maxStaleMs: Number.POSITIVE_INFINITY,
         onFetch: (_result, keyCount) => (count = keyCount),
       });
       try {

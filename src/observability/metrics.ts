@@ -3,6 +3,7 @@ import { AUTH_FAILURE_REASONS, type AuthFailureReason } from '../auth/failure.ts
 import type { IntrospectionResult } from '../auth/introspection.ts';
 import type { CacheLookup } from '../auth/introspection-cache.ts';
 import type { KeyFetchResult } from '../auth/key-set.ts';
+import type { ConnectionDrop } from '../proxy/connection-limits.ts';
 
 /** How a request ended, from the client's point of view; a closed set. */
 export type Outcome = 'allowed' | 'denied' | 'unavailable' | 'upstream_error' | 'metadata' | 'preflight';
@@ -55,6 +56,8 @@ export class Metrics {
   readonly #upstreamSeconds: Histogram<'status_class'>;
   readonly #upstreamErrors: Counter<'kind'>;
   readonly #mcpRequests: Counter<'method'>;
+  readonly #droppedConnections: Counter<'reason'>;
+  readonly #unhandledErrors: Counter;
 
   constructor(issuers: readonly string[], build: { version: string }) {
     this.#issuers = new Set(issuers);
@@ -154,6 +157,18 @@ export class Metrics {
       labelNames: ['method'],
       registers: [this.registry],
     });
+    this.#droppedConnections = new Counter({
+      name: 'mcp_warden_connections_dropped_total',
+      help: 'Connections closed on arrival because a limit was reached: max_connections, max_connections_per_ip.',
+      labelNames: ['reason'],
+      registers: [this.registry],
+    });
+    this.#unhandledErrors = new Counter({
+      name: 'mcp_warden_unhandled_errors_total',
+      help: 'Promise rejections nothing handled: logged and counted, the process keeps serving.',
+      registers: [this.registry],
+    });
+    for (const reason of ['max_connections', 'max_connections_per_ip'] satisfies ConnectionDrop[]) this.#droppedConnections.inc({ reason }, 0);
     // Every reason exists from the start, so rate() and alerts work before the first failure.
     for (const reason of AUTH_FAILURE_REASONS) this.#authFailures.inc({ reason, issuer: UNKNOWN_ISSUER }, 0);
   }
@@ -205,6 +220,14 @@ export class Metrics {
   /** `rule` is a config path such as policy.rules[2]; method names outside MCP's own become "other". */
   policyDecision(method: string | undefined, allowed: boolean, rule: string | undefined): void {
     this.#policyDecisions.inc({ method: methodLabel(method), decision: allowed ? 'allow' : 'deny', rule: rule ?? 'none' });
+  }
+
+  connectionDropped(reason: ConnectionDrop): void {
+    this.#droppedConnections.inc({ reason });
+  }
+
+  unhandledError(): void {
+    this.#unhandledErrors.inc();
   }
 
   streamOpened(): void {

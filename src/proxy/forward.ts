@@ -24,6 +24,8 @@ export interface ForwarderOptions {
   readonly responseTimeoutMs: number;
   /** Called when an event-stream response starts, with a function that ends it cleanly. */
   readonly onStreamStart?: (req: IncomingMessage, res: ServerResponse, end: () => void) => void;
+  /** Response header names (lower case) never passed to the client, besides hop-by-hop ones. */
+  readonly dropResponseHeaders?: ReadonlySet<string>;
 }
 
 export interface ForwardOptions {
@@ -35,6 +37,8 @@ export interface ForwardOptions {
   readonly onResponse?: (status: number, headers: IncomingHttpHeaders) => void;
   /** Sees an event stream's bytes as they pass (it must not consume or pause them). */
   readonly onEventStream?: (stream: IncomingMessage) => void;
+  /** Called when this response turns out to be an event stream, with a function that ends it cleanly. */
+  readonly onStreamStart?: (end: () => void) => void;
 }
 
 interface Exchange {
@@ -135,17 +139,19 @@ export class Forwarder {
       sendJson(res, 502, { error: 'upstream_auth_failed', error_description: 'the upstream server refused the proxy credential' });
       return;
     }
-    const headers = clientResponseHeaders(proxyRes.headers);
+    const headers = clientResponseHeaders(proxyRes.headers, this.#options.dropResponseHeaders);
     if (isEventStream(proxyRes.headers)) {
       exchange.stream = true;
       headers['x-accel-buffering'] = 'no';
       exchange.options.onEventStream?.(proxyRes);
-      this.#options.onStreamStart?.(req, res, () => {
+      const end = () => {
         exchange.closing = true;
         proxyRes.unpipe(res);
         res.end();
         proxyRes.destroy();
-      });
+      };
+      this.#options.onStreamStart?.(req, res, end);
+      exchange.options.onStreamStart?.(end);
     }
     res.writeHead(status, proxyRes.statusMessage, headers);
     res.flushHeaders();

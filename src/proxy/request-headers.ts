@@ -29,7 +29,8 @@ export interface RequestHeaderPolicy {
  * client sends can remove or shadow what the proxy adds.
  */
 export function createRequestHeaderScrubber(policy: RequestHeaderPolicy): (headers: IncomingHttpHeaders) => void {
-  const always = new Set(['authorization', ...HOP_BY_HOP, ...SPOOFABLE, ...policy.injectedNames].map(normalizeHeaderName));
+  // `expect` too: the proxy answers 100-continue itself, once the request is authorized.
+  const always = new Set(['authorization', 'expect', ...HOP_BY_HOP, ...SPOOFABLE, ...policy.injectedNames].map(normalizeHeaderName));
   return (headers) => {
     const listed = new Set(connectionListed(headers.connection).map(normalizeHeaderName));
     for (const name of Object.keys(headers)) {

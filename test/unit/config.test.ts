@@ -30,7 +30,21 @@ describe('config', () => {
     expect(config.logging).toEqual({ level: 'info', pretty: false });
     expect(config.admin).toEqual({ host: '127.0.0.1', port: 9464 });
     expect(config.tokens.clock_tolerance).toBe(30_000);
-    expect(config.tokens.jwks).toEqual({ timeout: 5000, cooldown: 30_000, refresh: 600_000 });
+    expect(config.tokens.jwks).toEqual({ timeout: 5000, cooldown: 30_000, refresh: 600_000, max_stale: 3_600_000 });
+    expect(config.limits).toEqual({
+      max_header_bytes: 16_384,
+      max_headers: 100,
+      headers_timeout: 10_000,
+      request_timeout: 30_000,
+      idle_timeout: 5_000,
+      max_connections: 1024,
+      max_connections_per_ip: 128,
+      max_streams: 1000,
+      max_streams_per_principal: 16,
+      introspections_per_client: 20,
+      max_concurrent_introspections: 64,
+    });
+    expect(config.upstream.strip_response_headers).toEqual([]);
     expect(config.authorization_servers[0]).toMatchObject({ algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'], require_at_jwt_typ: true });
     expect(config.upstream.credential).toEqual({ type: 'none' });
     expect(config.resource.root_metadata).toBe(true);

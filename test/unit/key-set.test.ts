@@ -18,7 +18,7 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
 
-async function setup(keys: JWK[], options: { now?: () => number; timeoutMs?: number } = {}) {
+async function setup(keys: JWK[], options: { now?: () => number; timeoutMs?: number; maxStaleMs?: number } = {}) {
   let body = JSON.stringify({ keys });
   const server = await startFaultyServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -31,6 +31,7 @@ async function setup(keys: JWK[], options: { now?: () => number; timeoutMs?: num
     timeoutMs: options.timeoutMs ?? 2000,
     cooldownMs: 30_000,
     refreshMs: 600_000,
+    maxStaleMs: options.maxStaleMs ?? 3_600_000,
     onFetch: (result) => fetches.push(result),
     ...(options.now ? { now: options.now } : {}),
   });

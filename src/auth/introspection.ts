@@ -6,6 +6,8 @@ import { FetchFailure, fetchJson, type FetchFailureKind } from './fetch-json.ts'
 import { scopesOf, type Principal } from './principal.ts';
 
 const MAX_RESPONSE_BYTES = 64 * 1024;
+/** token_type values (RFC 7662 §2.2) of tokens that must not pass as bearer access tokens; DPoP ones are sender-constrained. */
+const NOT_BEARER_ACCESS_TOKENS = new Set(['refresh_token', 'id_token', 'logout_token', 'dpop']);
 
 /** How an introspection call ended; a bounded metric label. */
 export type IntrospectionResult = 'active' | 'inactive' | 'rejected' | 'no_credentials' | 'circuit_open' | FetchFailureKind;
@@ -96,7 +98,9 @@ function checkAnswer(answer: Record<string, unknown>, rules: IntrospectionRules)
   }
   if (typeof answer.exp === 'number' && answer.exp <= now - rules.clockToleranceSeconds) throw fail('expired', 'exp has passed');
   if (typeof answer.nbf === 'number' && answer.nbf > now + rules.clockToleranceSeconds) throw fail('not_yet_valid', 'nbf is in the future');
-  if (answer.token_type === 'refresh_token') throw fail('wrong_type', 'a refresh token is not an access token');
+  if (typeof answer.token_type === 'string' && NOT_BEARER_ACCESS_TOKENS.has(answer.token_type.toLowerCase())) {
+    throw fail('wrong_type', 'not a bearer access token');
+  }
   if (answer.cnf !== undefined) throw fail('sender_constrained', 'cnf binds the token to a key this proxy does not check');
 
   const { active: _active, ...claims } = answer;

@@ -24,6 +24,7 @@ import { createIdentityHeaders } from './upstream/identity-headers.ts';
 const KEY_RETRY_MIN_MS = 1_000;
 const KEY_RETRY_MAX_MS = 30_000;
 const KEY_CHECK_MIN_MS = 100;
+const CONNECTION_CHECK_MS = 1000;
 
 export interface Warden {
   /** Where the main listener is, e.g. http://127.0.0.1:8080 */
@@ -97,7 +98,14 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   const { limits } = config;
   // Slow clients are cut while sending the request; responses (long streams) are not bounded by these.
   const main = createServer(
-    { maxHeaderSize: limits.max_header_bytes, headersTimeout: limits.headers_timeout, requestTimeout: limits.request_timeout, keepAliveTimeout: limits.idle_timeout },
+    {
+      maxHeaderSize: limits.max_header_bytes,
+      headersTimeout: limits.headers_timeout,
+      requestTimeout: limits.request_timeout,
+      keepAliveTimeout: limits.idle_timeout,
+      // Node checks the two timeouts above only this often (30 s by default), which would stretch them.
+      connectionsCheckingInterval: Math.min(CONNECTION_CHECK_MS, limits.headers_timeout / 2),
+    },
     pipeline,
   );
   // One more than allowed, so that a request over the limit shows it (Node silently drops the rest).

@@ -1,4 +1,4 @@
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { describeSecretRef, type SecretRef } from './secret-ref.ts';
 
 const FILE_POLL_MS = 2000;
@@ -12,9 +12,9 @@ export interface SecretSource {
 }
 
 /**
- * Reads a secret from the environment once, or from a file that is re-read when it changes: a
- * Kubernetes Secret mounted as a volume is updated in place (a symlink swap, which stat polling sees
- * and inotify on the old target does not), so rotation needs no restart.
+ * Reads a secret from the environment once, or from a file that is re-read every two seconds: a
+ * Kubernetes Secret mounted as a volume is updated in place (a symlink swap, which inotify on the old
+ * target would miss), so rotation needs no restart.
  */
 export function openSecretSource(ref: SecretRef): SecretSource {
   if (ref.kind === 'env') {
@@ -29,11 +29,11 @@ export function openSecretSource(ref: SecretRef): SecretSource {
     }
   };
   let value = read();
-  const listener = () => {
-    value = read();
-  };
-  watchFile(ref.path, { interval: FILE_POLL_MS, persistent: false }, listener);
-  return { current: () => value, close: () => unwatchFile(ref.path, listener) };
+  // Re-read rather than watch: a stat watcher's first baseline can land after a swap it then never
+  // reports, and reading a few bytes every two seconds costs nothing.
+  const timer = setInterval(() => (value = read()), FILE_POLL_MS);
+  timer.unref();
+  return { current: () => value, close: () => clearInterval(timer) };
 }
 
 function checked(value: string | undefined, ref: SecretRef): SecretValue {

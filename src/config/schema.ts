@@ -32,10 +32,10 @@ export const DEFAULTS = {
   requestTimeout: '30s',
   idleTimeout: '5s',
   maxConnections: 1024,
-  maxConnectionsPerIp: 128,
+  maxConnectionsPerIp: 512,
   maxStreams: 1000,
   maxStreamsPerPrincipal: 16,
-  introspectionsPerClient: 20,
+  introspectionsPerClient: 50,
   maxConcurrentIntrospections: 64,
 } as const;
 

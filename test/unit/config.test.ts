@@ -38,10 +38,10 @@ describe('config', () => {
       request_timeout: 30_000,
       idle_timeout: 5_000,
       max_connections: 1024,
-      max_connections_per_ip: 128,
+      max_connections_per_ip: 512,
       max_streams: 1000,
       max_streams_per_principal: 16,
-      introspections_per_client: 20,
+      introspections_per_client: 50,
       max_concurrent_introspections: 64,
     });
     expect(config.upstream.strip_response_headers).toEqual([]);

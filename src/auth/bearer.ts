@@ -11,7 +11,7 @@ export function extractBearerToken(rawHeaders: readonly string[], search: string
   if (search.length > 1 && new URLSearchParams(search).has('access_token')) throw new AuthFailure('token_in_query');
   const values: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() === 'authorization') values.push(rawHeaders[i + 1]!);
+    if (rawHeaders[i]!.toLowerCase() === 'authorization') values.push(rawHeaders[i + 1] ?? '');
   }
   if (values.length === 0) throw new AuthFailure('missing_token');
   if (values.length > 1) throw new AuthFailure('duplicate_header');

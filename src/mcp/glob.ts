@@ -5,6 +5,7 @@
 export function compileGlob(pattern: string): (value: string) => boolean {
   if (!/[*?]/.test(pattern)) return (value) => value === pattern;
   const source = [...pattern].map((char) => (char === '*' ? '.*' : char === '?' ? '.' : char.replace(/[\\^$.|+()[\]{}]/g, '\\$&'))).join('');
-  const regex = new RegExp(`^${source}$`, 's');
+  // `u`: a character is a code point, so `?` matches a whole emoji rather than half of one.
+  const regex = new RegExp(`^${source}$`, 'su');
   return (value) => regex.test(value);
 }

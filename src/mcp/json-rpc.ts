@@ -8,7 +8,27 @@ export interface PeekedMessage {
 
 export type PeekResult = { ok: true; messages: readonly PeekedMessage[]; batch: boolean } | { ok: false; problem: string };
 
-const TARGET_MEMBER: Readonly<Record<string, 'name' | 'uri'>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
+const TARGET_MEMBER: ReadonlyMap<string, 'name' | 'uri'> = new Map([
+  ['tools/call', 'name'],
+  ['prompts/get', 'name'],
+  ['resources/read', 'uri'],
+]);
+
+/** Member names the decision rests on, at the message level and inside params. */
+const MESSAGE_MEMBERS = ['method', 'params'];
+const PARAMS_MEMBERS = ['name', 'uri'];
+
+/**
+ * Go's encoding/json (and so Go MCP servers) matches member names case-insensitively, folding ſ to s and
+ * the Kelvin sign to k, and keeps the last match: `"Method"` or `"paramſ"` would be read there but not
+ * here. A body with such a look-alike of a member we judge by is refused rather than judged.
+ */
+function hasLookAlike(object: object, members: readonly string[]): boolean {
+  return Object.keys(object).some((key) => {
+    const folded = key.toLowerCase().replaceAll('ſ', 's');
+    return members.includes(folded) && !members.includes(key);
+  });
+}
 
 /**
  * Reads the methods and targets out of a JSON-RPC body (one message or a batch). A body that is not
@@ -27,12 +47,16 @@ export function peekJsonRpc(body: Buffer): PeekResult {
   const messages: PeekedMessage[] = [];
   for (const item of items) {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) return { ok: false, problem: 'a batch member is not an object' };
+    if (hasLookAlike(item, MESSAGE_MEMBERS)) return { ok: false, problem: 'a member name differs from method or params only in case' };
     const { method, params } = item as { method?: unknown; params?: unknown };
     if (method !== undefined && typeof method !== 'string') return { ok: false, problem: 'method is not a string' };
-    const member = method === undefined ? undefined : TARGET_MEMBER[method];
+    if (typeof params === 'object' && params !== null && hasLookAlike(params, PARAMS_MEMBERS)) {
+      return { ok: false, problem: 'a params member name differs from name or uri only in case' };
+    }
+    const member = method === undefined ? undefined : TARGET_MEMBER.get(method);
     let target: string | undefined;
     if (member) {
-      const value = typeof params === 'object' && params !== null ? (params as Record<string, unknown>)[member] : undefined;
+      const value = typeof params === 'object' && params !== null && Object.hasOwn(params, member) ? (params as Record<string, unknown>)[member] : undefined;
       if (typeof value !== 'string') return { ok: false, problem: `${method} without a string params.${member}` };
       target = value;
     }

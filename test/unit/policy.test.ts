@@ -35,6 +35,29 @@ describe('glob', () => {
   });
 });
 
+describe('regressions found by the property tests', () => {
+  it('refuses member names a Go upstream would read as method, params, name or uri (GHSA-wvj2-96wp-fq3f)', () => {
+    for (const body of [
+      '{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"delete_x"}}',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_x","Name":"delete_x"}}',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_x"},"paramſ":{"name":"delete_x"}}',
+      '[{"params":{"name":"delete_x"},"methoD":"tools/call"}]',
+    ]) {
+      expect(peekJsonRpc(Buffer.from(body)).ok, body).toBe(false);
+    }
+  });
+
+  it('does not take inherited object properties for methods with targets', () => {
+    expect(peekJsonRpc(Buffer.from('{"method":"constructor"}'))).toEqual({ ok: true, messages: [{ method: 'constructor', target: undefined }], batch: false });
+  });
+
+  it('lets ? match one whole code point', () => {
+    expect(compileGlob('drop_?')('drop_\u{10000}')).toBe(true);
+    expect(compileGlob('drop_?')('drop_\uD83D')).toBe(true);
+    expect(compileGlob('drop_?')('drop_😀')).toBe(true);
+  });
+});
+
 describe('JSON-RPC peeking', () => {
   it('reads the method and the target of each message', () => {
     expect(peek([{ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x' } }, { jsonrpc: '2.0', id: 2, method: 'resources/read', params: { uri: 'file:///a' } }, { jsonrpc: '2.0', id: 3, result: {} }])).toEqual([

@@ -5,11 +5,14 @@ export type FetchFailureKind = 'timeout' | 'network' | 'status' | 'too_large' | 
 
 export class FetchFailure extends Error {
   readonly kind: FetchFailureKind;
+  /** The HTTP status, when the failure is one. */
+  readonly status: number | undefined;
 
-  constructor(kind: FetchFailureKind, message: string, options?: { cause?: unknown }) {
+  constructor(kind: FetchFailureKind, message: string, options?: { cause?: unknown; status?: number }) {
     super(message, options);
     this.name = 'FetchFailure';
     this.kind = kind;
+    this.status = options?.status;
   }
 }
 
@@ -46,7 +49,7 @@ export async function fetchJson(url: string, options: FetchJsonOptions): Promise
   }
   if (response.statusCode !== 200) {
     await response.body.dump().catch(() => undefined);
-    throw new FetchFailure('status', `${verb} ${url} answered ${response.statusCode}`);
+    throw new FetchFailure('status', `${verb} ${url} answered ${response.statusCode}`, { status: response.statusCode });
   }
   const chunks: Buffer[] = [];
   let size = 0;

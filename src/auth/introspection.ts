@@ -61,6 +61,14 @@ export async function introspect(token: string, rules: IntrospectionRules): Prom
   try {
     answer = await fetchJson(await rules.endpoint(), { timeoutMs: rules.timeoutMs, maxBytes: MAX_RESPONSE_BYTES, form: { body: form.toString(), headers } });
   } catch (error) {
+    // A 400 is the endpoint working and refusing this token (oidc-provider answers unsupported_token_type
+    // for JWTs it did not issue): a verdict on the token, not an outage, so it neither opens the breaker
+    // nor lets anyone turn garbage tokens into 503s for everybody else.
+    if (error instanceof FetchFailure && error.status === 400) {
+      rules.breaker?.success();
+      report('inactive');
+      throw new AuthFailure('inactive', 'the introspection endpoint refused the token', rules.issuer);
+    }
     rules.breaker?.failure();
     const kind = error instanceof FetchFailure ? error.kind : 'network';
     report(kind);

@@ -172,6 +172,9 @@ export class TokenVerifier {
       }
     }
     if (named?.introspection) return named.introspection.cache.verify(token, client);
+    // A JWT naming an issuer we do not trust is refused here: asking introspection endpoints about it would
+    // cost them a call each and teach nothing (they did not issue it).
+    if (jwtShaped && typeof issuer === 'string') throw new AuthFailure('wrong_issuer', 'iss names no configured authorization server');
     if (this.#introspectors.length === 0) {
       throw jwtShaped
         ? new AuthFailure('wrong_issuer', 'iss names no configured authorization server')

@@ -188,6 +188,24 @@ describe('D. opaque tokens via introspection', () => {
     expect(real.as.requestCount(INTROSPECTION)).toBe(before);
   });
 
+  it('SEC-D11 a JWT from an unknown issuer is refused without asking any introspection endpoint', async () => {
+    const before = real.as.requestCount(INTROSPECTION);
+    const fakeCalls = seen.length;
+    const unknown = await forge(real, claims(real, { iss: 'https://unknown-issuer.example' }));
+    await expectRefused(real, () => post(real, bearer(unknown)), 401, 'invalid_token');
+    await expectRefused(faked, () => post(faked, bearer(unknown)), 401, 'invalid_token');
+    expect(real.as.requestCount(INTROSPECTION)).toBe(before);
+    expect(seen.length).toBe(fakeCalls);
+  });
+
+  it('SEC-D07 a 400 from the endpoint is a verdict on that token (401), not an outage: it never opens the breaker', async () => {
+    await sleep(1500);
+    answer = (_form, _req, res) => json(res, { error: 'unsupported_token_type' }, 400);
+    for (let i = 0; i < 7; i += 1) await expectRefused(faked, () => post(faked, bearer(opaque())), 401, 'invalid_token');
+    answer = (_form, _req, res) => json(res, active());
+    expect(await statusOn(faked, opaque())).toBe(200);
+  });
+
   // Last: it leaves the breaker open for a few seconds.
   it('SEC-D07 5xx, timeouts, resets and HTML are 503 and never cached; repeated failures open a circuit breaker', async () => {
     await sleep(2100);

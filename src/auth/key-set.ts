@@ -36,6 +36,10 @@ export class KeySet {
   readonly #options: KeySetOptions;
   readonly #now: () => number;
   #keys: LocalKeySet | undefined;
+  /** Per kid, the keys published under it, as text: how a cached verification knows its key is unchanged. */
+  #keysByKid = new Map<string, string>();
+  /** Bumped on every successful fetch; a token verified without a kid is only trusted within one. */
+  #generation = 0;
   #fetchedAt = 0;
   #lastAttempt = Number.NEGATIVE_INFINITY;
   #pending: Promise<void> | undefined;
@@ -48,6 +52,15 @@ export class KeySet {
   /** True while there are keys young enough to trust; they stay usable through failed refreshes up to max_stale. */
   get ready(): boolean {
     return this.#keys !== undefined && !this.#tooStale();
+  }
+
+  /**
+   * What a verification under `kid` rests on now: an earlier stamp that no longer equals the current one
+   * means the key was removed or replaced (or, without a kid, that the set changed) since.
+   */
+  keyStamp(kid: string | undefined): string | undefined {
+    if (!this.ready) return undefined;
+    return kid === undefined ? `generation:${this.#generation}` : this.#keysByKid.get(kid);
   }
 
   /** Refetches keys older than the refresh age, unless a fetch was tried within the cooldown. */
@@ -122,6 +135,11 @@ export class KeySet {
       throw new FetchFailure('invalid_json', keys);
     }
     this.#keys = createLocalJWKSet({ keys });
+    this.#keysByKid = new Map();
+    for (const key of keys) {
+      if (typeof key.kid === 'string') this.#keysByKid.set(key.kid, (this.#keysByKid.get(key.kid) ?? '') + JSON.stringify(key));
+    }
+    this.#generation += 1;
     this.#fetchedAt = this.#now();
     this.#options.onFetch?.('ok', keys.length);
   }

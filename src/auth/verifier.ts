@@ -1,4 +1,4 @@
-import { decodeJwt } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Config } from '../config/schema.ts';
 import type { SecretSource } from '../config/secret-source.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
@@ -9,6 +9,7 @@ import { issuerMetadataSource } from './issuer-metadata.ts';
 import { verifyJwt, type JwtRules } from './jwt.ts';
 import { KeySet, type KeyFetchResult } from './key-set.ts';
 import { LookupLimiter } from './lookup-limiter.ts';
+import { VerifiedTokens } from './verified-tokens.ts';
 import type { Principal } from './principal.ts';
 
 export interface VerifierHooks {
@@ -16,7 +17,7 @@ export interface VerifierHooks {
   readonly onIntrospection?: (issuer: string, result: IntrospectionResult, seconds: number) => void;
   readonly onCacheLookup?: (issuer: string, lookup: CacheLookup) => void;
   /** Every verification, allowed or refused, with its method, cache result and duration. */
-  readonly onVerification?: (method: 'jwt' | 'introspection', cache: CacheLookup | 'none', seconds: number) => void;
+  readonly onVerification?: (method: 'jwt' | 'introspection', cache: CacheLookup, seconds: number) => void;
 }
 
 /** One authorization server's ways of checking a token: local JWT verification, introspection, or both. */
@@ -109,10 +110,13 @@ export class TokenVerifier {
       }),
     );
     this.#introspectors = [...this.#servers.values()].filter((server) => server.introspection);
+    this.#verified = new VerifiedTokens({ maxEntries: tokens.cache.max_entries });
     this.#hooks = hooks;
   }
 
   readonly #hooks: VerifierHooks;
+  /** Verified JWTs of every issuer; each entry is checked against its own issuer's key set. */
+  readonly #verified: VerifiedTokens;
 
   get issuers(): readonly string[] {
     return [...this.#servers.keys()];
@@ -165,10 +169,18 @@ export class TokenVerifier {
     const named = typeof issuer === 'string' ? this.#servers.get(issuer) : undefined;
     if (named?.jwt) {
       const started = performance.now();
+      const { keySet } = named.jwt;
+      const cached = this.#verified.get(token, keySet);
+      if (cached) {
+        this.#hooks.onVerification?.('jwt', 'hit', (performance.now() - started) / 1000);
+        return cached;
+      }
       try {
-        return await verifyJwt(token, named.jwt);
+        const principal = await verifyJwt(token, named.jwt);
+        this.#verified.set(token, principal, decodeProtectedHeader(token).kid, keySet);
+        return principal;
       } finally {
-        this.#hooks.onVerification?.('jwt', 'none', (performance.now() - started) / 1000);
+        this.#hooks.onVerification?.('jwt', 'miss', (performance.now() - started) / 1000);
       }
     }
     if (named?.introspection) return named.introspection.cache.verify(token, client);

@@ -162,8 +162,13 @@ describe('C. JWKS fetching, caching and rotation', () => {
     keyed.setKeys([first.publicJwk, second.publicJwk]);
     await sleep(200);
     expect(await statusWith(await sign(second))).toBe(200);
+    // Verified once, then served from the verified-token cache, until its key goes away.
+    const underFirst = await sign(first);
+    expect(await statusWith(underFirst)).toBe(200);
+    expect(await statusWith(underFirst)).toBe(200);
     keyed.setKeys([second.publicJwk]);
     await sleep(700);
+    expect(await statusWith(underFirst)).toBe(401);
     expect(await statusWith(await sign(first))).toBe(401);
     expect(await statusWith(await sign(second))).toBe(200);
     keyed.setKeys([first.publicJwk]);

@@ -5,6 +5,8 @@ import type { Principal } from './principal.ts';
 
 interface Verified {
   readonly principal: Principal;
+  /** The issuer's key set the signature was checked against. */
+  readonly keySet: KeySet;
   readonly kid: string | undefined;
   /** The key set's stamp for `kid` when the signature was checked. */
   readonly stamp: string;
@@ -25,12 +27,12 @@ export class VerifiedTokens {
     this.#lru = new LRUCache<string, Verified>({ max: options.maxEntries, ttlAutopurge: false, perf: { now: this.#now } });
   }
 
-  get(token: string, keySet: KeySet): Principal | undefined {
+  get(token: string): Principal | undefined {
     const key = keyOf(token);
     const entry = this.#lru.get(key);
     if (!entry) return undefined;
     const expiresAt = entry.principal.expiresAt;
-    if (keySet.keyStamp(entry.kid) !== entry.stamp || expiresAt === undefined || expiresAt * 1000 <= this.#now()) {
+    if (entry.keySet.keyStamp(entry.kid) !== entry.stamp || expiresAt === undefined || expiresAt * 1000 <= this.#now()) {
       this.#lru.delete(key);
       return undefined;
     }
@@ -42,7 +44,7 @@ export class VerifiedTokens {
     const expiresAt = principal.expiresAt;
     if (stamp === undefined || expiresAt === undefined) return;
     const ttl = Math.floor(expiresAt * 1000 - this.#now());
-    if (ttl > 0) this.#lru.set(keyOf(token), { principal, kid, stamp }, { ttl });
+    if (ttl > 0) this.#lru.set(keyOf(token), { principal, keySet, kid, stamp }, { ttl });
   }
 
   get size(): number {

@@ -1,10 +1,11 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extractBearerToken } from './auth/bearer.ts';
 import { challengeFor } from './auth/challenge.ts';
 import { AuthFailure } from './auth/failure.ts';
 import type { Principal } from './auth/principal.ts';
 import { stepUpScopes } from './auth/scopes.ts';
+import { tokenDigest } from './auth/token-digest.ts';
 import type { TokenVerifier } from './auth/verifier.ts';
 import type { Config } from './config/schema.ts';
 import type { InFlight } from './lifecycle/in-flight.ts';
@@ -162,7 +163,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     let body: Buffer | undefined;
     try {
       const token = extractBearerToken(req.rawHeaders, query, config.tokens.max_token_bytes);
-      access.tokenHash = createHash('sha256').update(token).digest('hex').slice(0, 12);
+      access.tokenHash = Buffer.from(tokenDigest(token).slice(0, 8), 'base64url').toString('hex');
       principal = access.principal = await verifier.verify(token, req.socket.remoteAddress ?? '');
       if (policy.lacksRequired(principal.scopes)) throw new AuthFailure('insufficient_scope');
 

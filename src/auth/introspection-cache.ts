@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { AuthFailure, type AuthFailureReason } from './failure.ts';
 import type { LookupLimiter } from './lookup-limiter.ts';
 import type { Principal } from './principal.ts';
+import { tokenDigest } from './token-digest.ts';
 
 /** Failures that say nothing about the token, so they are never cached. */
 export const TRANSIENT_REASONS: ReadonlySet<AuthFailureReason> = new Set(['verifier_unavailable', 'rate_limited', 'overloaded']);
@@ -81,7 +81,7 @@ export class IntrospectionCache {
       this.#options.onLookup?.(status.fetch === 'hit' ? 'hit' : status.fetch === 'inflight' ? 'inflight' : 'miss', (performance.now() - started) / 1000);
     let verdict: Verdict | undefined;
     try {
-      verdict = await this.#lru.fetch(keyOf(token), { context: { token, client }, status });
+      verdict = await this.#lru.fetch(tokenDigest(token), { context: { token, client }, status });
     } finally {
       report();
     }
@@ -103,8 +103,4 @@ export class IntrospectionCache {
   entries(): Array<[string, Verdict]> {
     return [...this.#lru.entries()];
   }
-}
-
-function keyOf(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
 }

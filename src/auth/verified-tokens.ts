@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { KeySet } from './key-set.ts';
 import type { Principal } from './principal.ts';
+import { tokenDigest } from './token-digest.ts';
 
 interface Verified {
   readonly principal: Principal;
@@ -28,7 +28,7 @@ export class VerifiedTokens {
   }
 
   get(token: string): Principal | undefined {
-    const key = keyOf(token);
+    const key = tokenDigest(token);
     const entry = this.#lru.get(key);
     if (!entry) return undefined;
     const expiresAt = entry.principal.expiresAt;
@@ -44,14 +44,10 @@ export class VerifiedTokens {
     const expiresAt = principal.expiresAt;
     if (stamp === undefined || expiresAt === undefined) return;
     const ttl = Math.floor(expiresAt * 1000 - this.#now());
-    if (ttl > 0) this.#lru.set(keyOf(token), { principal, keySet, kid, stamp }, { ttl });
+    if (ttl > 0) this.#lru.set(tokenDigest(token), { principal, keySet, kid, stamp }, { ttl });
   }
 
   get size(): number {
     return this.#lru.size;
   }
-}
-
-function keyOf(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
 }

@@ -25,7 +25,7 @@ export function createLogger(level: string, options: { pretty?: boolean; destina
         censor: '[redacted]',
       },
     },
-    options.destination,
+    options.destination ?? (options.pretty ? undefined : pino.destination({ dest: 1, sync: false })),
   );
 }
 

@@ -154,7 +154,9 @@ export class Forwarder {
       exchange.options.onStreamStart?.(end);
     }
     res.writeHead(status, proxyRes.statusMessage, headers);
-    res.flushHeaders();
+    // A stream's headers go out now, before its first event; other responses send them with the body,
+    // in one write instead of two.
+    if (exchange.stream) res.flushHeaders();
     proxyRes.pipe(res);
     // An upstream that breaks off mid-response must break the client's response too: ending it cleanly
     // would pass a truncated stream off as complete, and leaving it open would hang the client.

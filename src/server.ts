@@ -70,6 +70,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   const identity = createIdentityHeaders(config.upstream.identity_headers);
   const forwarder = new Forwarder({
     target: config.upstream.url,
+    maxSockets: config.limits.max_connections,
     // An upstream that echoes the proxy's credential or identity headers must not hand them to clients.
     dropResponseHeaders: new Set([...credential.headerNames, ...identity.headerNames, ...config.upstream.strip_response_headers].map((name) => name.toLowerCase())),
     connectTimeoutMs: config.upstream.connect_timeout,

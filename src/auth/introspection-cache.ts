@@ -75,17 +75,26 @@ export class IntrospectionCache {
 
   /** `client` is who asked (the peer IP), for the per-client limit on introspection calls. */
   async verify(token: string, client = ''): Promise<Principal> {
-    const status: LRUCache.Status<string, Verdict, Lookup> = {};
     const started = performance.now();
-    const report = () =>
-      this.#options.onLookup?.(status.fetch === 'hit' ? 'hit' : status.fetch === 'inflight' ? 'inflight' : 'miss', (performance.now() - started) / 1000);
+    const key = tokenDigest(token);
+    // A cached verdict is read synchronously: fetch() would build a promise and a status object per request.
+    const cached = this.#lru.get(key);
+    if (cached) {
+      this.#options.onLookup?.('hit', (performance.now() - started) / 1000);
+      return this.#settle(cached);
+    }
+    const status: LRUCache.Status<string, Verdict, Lookup> = {};
     let verdict: Verdict | undefined;
     try {
-      verdict = await this.#lru.fetch(tokenDigest(token), { context: { token, client }, status });
+      verdict = await this.#lru.fetch(key, { context: { token, client }, status });
     } finally {
-      report();
+      this.#options.onLookup?.(status.fetch === 'hit' ? 'hit' : status.fetch === 'inflight' ? 'inflight' : 'miss', (performance.now() - started) / 1000);
     }
     if (!verdict) throw new AuthFailure('verifier_unavailable', 'no introspection result');
+    return this.#settle(verdict);
+  }
+
+  #settle(verdict: Verdict): Principal {
     if ('reason' in verdict) throw new AuthFailure(verdict.reason, 'cached refusal', verdict.issuer);
     const { expiresAt } = verdict.principal;
     // The TTL already ends at exp; this guards the tolerance window the TTL rounding leaves.

@@ -206,7 +206,7 @@ export class Metrics {
   }
 
   cacheLookup(issuer: string, result: CacheLookup): void {
-    this.#cacheLookups.inc({ issuer, result });
+    this.#child(`lookup ${issuer} ${result}`, () => this.#cacheLookups.labels({ issuer, result })).inc();
   }
 
   /** Where the entries gauge reads its value at scrape time. */

@@ -24,6 +24,8 @@ export interface ForwarderOptions {
   readonly responseTimeoutMs: number;
   /** Called when an event-stream response starts, with a function that ends it cleanly. */
   readonly onStreamStart?: (req: IncomingMessage, res: ServerResponse, end: () => void) => void;
+  /** Upstream sockets open at once: one per client connection at most (`limits.max_connections`). */
+  readonly maxSockets: number;
   /** Response header names (lower case) never passed to the client, besides hop-by-hop ones. */
   readonly dropResponseHeaders?: ReadonlySet<string>;
 }
@@ -63,18 +65,20 @@ const IDLE_UPSTREAM_SOCKET_MS = 4000;
  * breaks mid-stream breaks the client's stream too instead of leaving it hanging.
  */
 export class Forwarder {
-  // As many idle sockets kept as may be open: a smaller pool reconnects on every burst past it. The
-  // timeout retires an idle socket before the upstream closes it (Node honours the upstream's
+  // Up to 256 idle sockets kept: a smaller pool reconnects on every burst past it. The timeout retires an idle socket before the upstream closes it (Node honours the upstream's
   // `Keep-Alive: timeout` hint, less a second, only when the agent has a timeout of its own): reusing
   // a socket the upstream is closing is an ECONNRESET, a 502 for the client. On a busy socket it is
   // only an event nobody acts on, so streams are not cut by it.
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256, timeout: IDLE_UPSTREAM_SOCKET_MS });
+  readonly #agent: Agent;
   readonly #proxy;
   readonly #exchanges = new WeakMap<IncomingMessage, Exchange>();
   readonly #options: ForwarderOptions;
 
   constructor(options: ForwarderOptions) {
     this.#options = options;
+    // As many upstream sockets as client connections may be open: an event stream holds its socket for
+    // as long as it lives, and a smaller cap would queue every stream past it until the response timeout.
+    this.#agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets, maxFreeSockets: 256, timeout: IDLE_UPSTREAM_SOCKET_MS });
     this.#proxy = createProxyServer({
       target: options.target,
       agent: this.#agent,

@@ -1,0 +1,88 @@
+// The child processes of the bench: each system under test, and the upstream, runs in its own process so
+// that /proc can tell its CPU time and memory apart from the load generator's (this process).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+
+const STOP_TIMEOUT_MS = 5_000;
+const POLL_MS = 100;
+const STDERR_TAIL_CHARS = 2_000;
+
+export interface Child {
+  readonly name: string;
+  readonly pid: number;
+  /** Set once the process has ended. */
+  exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** The last of what it wrote to stderr (start-up errors), for error messages. */
+  stderrTail(): string;
+  stop(): Promise<void>;
+}
+
+export interface SpawnOptions {
+  readonly cwd: string;
+  readonly env?: Record<string, string>;
+  /** Where stderr goes; stdout is discarded (/dev/null), so no pipe can fill up and stall the child. */
+  readonly stderrPath: string;
+}
+
+/** Starts `node <script> ...args` with this process's Node binary. */
+export function spawnNode(name: string, script: string, args: readonly string[], options: SpawnOptions): Child {
+  const stderr = openSync(options.stderrPath, 'w');
+  let proc: ChildProcess;
+  try {
+    proc = spawn(process.execPath, [script, ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'ignore', stderr],
+    });
+  } finally {
+    closeSync(stderr); // the child holds its own copy
+  }
+  if (proc.pid === undefined) throw new Error(`could not start ${name}`);
+  const child: Child = {
+    name,
+    pid: proc.pid,
+    exited: undefined,
+    stderrTail: () => (existsSync(options.stderrPath) ? readFileSync(options.stderrPath, 'utf8').slice(-STDERR_TAIL_CHARS) : ''),
+    stop: () => stopProcess(proc),
+  };
+  proc.on('exit', (code, signal) => (child.exited = { code, signal }));
+  return child;
+}
+
+/** SIGTERM, then SIGKILL if it is still there after a bound. */
+async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = once(proc, 'exit');
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * Polls `probe` until it returns true, the child dies, or the time is up (then throws with the child's
+ * stderr, so a start-up failure is explained rather than timed out on).
+ */
+export async function waitUntil(child: Child, what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exited) throw new Error(`${child.name} exited (code ${child.exited.code}) before ${what}:\n${child.stderrTail()}`);
+    if (await probe().catch(() => false)) return;
+    await delay(POLL_MS);
+  }
+  throw new Error(`${child.name}: not ${what} within ${timeoutMs} ms:\n${child.stderrTail()}`);
+}
+
+/** A port free right now on 127.0.0.1 (the kernel picks it; the small race with other programs is accepted). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}

@@ -1,0 +1,161 @@
+// Turns the windows into medians, a markdown table, the issue's acceptance checks and a JSON file.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { median, type Window } from './measure.ts';
+import type { SseResult } from './sse.ts';
+import type { Target, TargetId } from './targets.ts';
+import { mib } from './sse.ts';
+
+export interface Summary {
+  readonly id: TargetId;
+  readonly label: string;
+  /** Medians over the repeats. */
+  readonly rps50: number;
+  readonly p50At1: number;
+  readonly p99At1: number;
+  readonly p50At50: number;
+  readonly p99At50: number;
+  readonly cpuUsPerRequest: number | undefined;
+  readonly rssBytes: number | undefined;
+  readonly upstreamCpuUsPerRequest: number;
+  readonly loadGeneratorCorePercent: number;
+  /** The largest share of a core used by other processes in any of this target's windows. */
+  readonly otherLoadMaxCorePercent: number;
+  readonly rps1: number;
+}
+
+export interface Check {
+  readonly name: string;
+  readonly pass: boolean;
+  readonly detail: string;
+}
+
+export function summarize(targets: readonly Target[], windows: readonly Window[]): Summary[] {
+  return targets.map((target) => {
+    const at = (connections: number) => windows.filter((window) => window.target === target.id && window.connections === connections);
+    const [one, fifty] = [at(1), at(50)];
+    const med = (list: readonly Window[], pick: (window: Window) => number | undefined) => median(list.map((window) => pick(window) ?? Number.NaN));
+    return {
+      id: target.id,
+      label: target.label,
+      rps50: med(fifty, (window) => window.requestsPerSecond),
+      rps1: med(one, (window) => window.requestsPerSecond),
+      p50At1: med(one, (window) => window.p50),
+      p99At1: med(one, (window) => window.p99),
+      p50At50: med(fifty, (window) => window.p50),
+      p99At50: med(fifty, (window) => window.p99),
+      cpuUsPerRequest: target.proxy ? med(fifty, (window) => window.proxyCpuUsPerRequest) : undefined,
+      rssBytes: target.proxy ? med(fifty, (window) => window.proxyRssBytes) : undefined,
+      upstreamCpuUsPerRequest: med(fifty, (window) => window.upstreamCpuUsPerRequest),
+      loadGeneratorCorePercent: med(fifty, (window) => window.loadGeneratorCorePercent),
+      otherLoadMaxCorePercent: Math.max(...[...one, ...fifty].map((window) => window.otherLoadCorePercent)),
+    };
+  });
+}
+
+export function mainTable(summaries: readonly Summary[]): string {
+  const a = byId(summaries, 'a');
+  const b = byId(summaries, 'b');
+  const rows = summaries.map((s) => [
+    `(${s.id}) ${s.label}`,
+    fixed(s.rps50, 0),
+    `${fixed(s.p50At1, 3)} / ${fixed(s.p99At1, 3)}`,
+    `${fixed(s.p50At50, 2)} / ${fixed(s.p99At50, 2)}`,
+    s.cpuUsPerRequest === undefined ? '—' : fixed(s.cpuUsPerRequest, 1),
+    s.rssBytes === undefined ? '—' : mib(s.rssBytes),
+    fixed(s.rps50 / a.rps50, 2),
+    s.id === 'a' ? '—' : fixed(s.rps50 / b.rps50, 2),
+    s.cpuUsPerRequest === undefined ? '—' : fixed(s.cpuUsPerRequest / b.cpuUsPerRequest!, 2),
+    s.id === 'a' || s.id === 'b' ? '—' : signed(s.p50At1 - b.p50At1, 3),
+  ]);
+  const header = ['target', 'req/s @50', 'p50 / p99 @1 (ms)', 'p50 / p99 @50 (ms)', 'proxy CPU µs/req', 'proxy RSS MiB', 'req/s vs (a)', 'req/s vs (b)', 'CPU vs (b)', 'added p50 @1 over (b) (ms)'];
+  return markdown(header, rows);
+}
+
+/** Where the CPU went besides the proxy: tells whether the upstream or the load generator was the limit. */
+export function contextTable(summaries: readonly Summary[], windows: readonly Window[]): string {
+  const rows = summaries.map((s) => {
+    const mine = windows.filter((window) => window.target === s.id);
+    const failures = mine.reduce((sum, window) => sum + window.non2xx + window.errors, 0);
+    return [`(${s.id})`, fixed(s.rps1, 0), fixed(s.upstreamCpuUsPerRequest, 1), fixed(s.loadGeneratorCorePercent, 0), fixed(s.otherLoadMaxCorePercent, 0), String(failures)];
+  });
+  return markdown(['target', 'req/s @1', 'upstream CPU µs/req @50', 'load generator % of a core @50', 'other processes, max % of a core', 'non-2xx + errors (all windows)'], rows);
+}
+
+export function acceptanceChecks(summaries: readonly Summary[]): Check[] {
+  const b = byId(summaries, 'b');
+  const c = byId(summaries, 'c');
+  const d = byId(summaries, 'd');
+  const e = byId(summaries, 'e');
+  const f = byId(summaries, 'f');
+  const cpu = (s: Summary) => s.cpuUsPerRequest!;
+  const within5 = (s: Summary) => Math.abs(cpu(s) - cpu(c)) / cpu(c);
+  const addedP50 = c.p50At1 - b.p50At1;
+  return [
+    {
+      name: '(c) CPU ≤ 1.10 × (b) and req/s ≥ 0.90 × (b)',
+      pass: cpu(c) <= 1.1 * cpu(b) && c.rps50 >= 0.9 * b.rps50,
+      detail: `CPU ${fixed(cpu(c) / cpu(b), 2)} × (b), req/s ${fixed(c.rps50 / b.rps50, 2)} × (b)`,
+    },
+    { name: '(d) CPU within 5 % of (c)', pass: within5(d) <= 0.05, detail: `${signed(((cpu(d) - cpu(c)) / cpu(c)) * 100, 1)} %` },
+    { name: '(e) CPU within 5 % of (c)', pass: within5(e) <= 0.05, detail: `${signed(((cpu(e) - cpu(c)) / cpu(c)) * 100, 1)} %` },
+    {
+      name: '(c) p50@1 − (b) p50@1 ≤ 0.05 ms and (c) p99@1 ≤ 1 ms',
+      pass: addedP50 <= 0.05 && c.p99At1 <= 1,
+      detail: `added p50 ${signed(addedP50, 3)} ms, p99 ${fixed(c.p99At1, 3)} ms`,
+    },
+    { name: '(f) req/s ≥ 0.85 × (b)', pass: f.rps50 >= 0.85 * b.rps50, detail: `${fixed(f.rps50 / b.rps50, 2)} × (b)` },
+  ];
+}
+
+/** A warning when something besides the bench used the CPU during the windows; undefined when quiet. */
+export function otherLoadWarning(summaries: readonly Summary[], thresholdPercent: number): string | undefined {
+  const worst = Math.max(...summaries.map((s) => s.otherLoadMaxCorePercent));
+  if (!(worst > thresholdPercent)) return undefined;
+  return `WARNING: other processes used up to ${worst.toFixed(0)} % of a core during the windows: the numbers above are skewed by that load; rerun on a quiet machine`;
+}
+
+export function checkLines(checks: readonly Check[]): string {
+  return checks.map((check) => `${check.pass ? 'PASS' : 'FAIL'}  ${check.name}: ${check.detail}`).join('\n');
+}
+
+export function sseLines(sse: SseResult): string {
+  const refused = Object.entries(sse.refused).map(([why, n]) => `${n}× ${why}`).join(', ') || 'none';
+  const lines = [
+    `idle SSE streams requested: ${sse.requested}; open-files limit (ulimit -n): ${sse.fdLimit ?? 'unlimited'}${sse.fdLimited ? ` — only ${sse.attempted} attempted (limit too low)` : ''}`,
+    `streams open through mcp-warden (200 + event-stream headers): ${sse.opened} of ${sse.attempted}; still waiting for headers: ${sse.waiting}; refused: ${refused}; upstream sees ${sse.upstreamOpen} open`,
+    `mcp-warden RSS idle ${mib(sse.rssIdleBytes)} MiB → with the streams ${mib(sse.rssWithStreamsBytes)} MiB (${fixed(sse.bytesPerConnection / 1024, 1)} KiB per client connection held; ${fixed(sse.secondsToOpen, 1)} s to open)`,
+    `added latency per SSE event (median of ${sse.latency.events}): ${signed(sse.latency.addedMedianMs, 3)} ms (direct ${fixed(sse.latency.directMedianMs, 3)} ms, through mcp-warden ${fixed(sse.latency.proxiedMedianMs, 3)} ms; p99 ${fixed(sse.latency.directP99Ms, 3)} / ${fixed(sse.latency.proxiedP99Ms, 3)} ms)`,
+  ];
+  if (sse.waiting > 0 && sse.upstreamOpen < sse.opened + sse.waiting) {
+    lines.push(
+      `note: the upstream held only ${sse.upstreamOpen} streams; each needs an upstream socket, and mcp-warden's agent allows limits.max_connections of them (src/proxy/forward.ts), so further streams wait until upstream.response_timeout`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function writeJson(dir: string, content: unknown): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'latest.json');
+  writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`);
+  return path;
+}
+
+function byId(summaries: readonly Summary[], id: TargetId): Summary {
+  const found = summaries.find((s) => s.id === id);
+  if (!found) throw new Error(`no results for target (${id})`);
+  return found;
+}
+
+function markdown(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+}
+
+function fixed(value: number, digits: number): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
+}
+
+function signed(value: number, digits: number): string {
+  return Number.isFinite(value) ? `${value >= 0 ? '+' : ''}${value.toFixed(digits)}` : 'n/a';
+}

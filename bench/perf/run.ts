@@ -1,0 +1,140 @@
+// Performance benchmark of mcp-warden against a direct upstream and a bare Node proxy (the floor).
+//
+//   node bench/perf/run.ts [--seconds 5] [--repeats 3] [--streams 10000] [--events 50] [--quick]
+//
+// Everything listens on 127.0.0.1. The upstream, the floor and each mcp-warden run as child processes,
+// so /proc gives each its own CPU time and memory; autocannon and a tiny authorization server run here.
+// See bench/perf/README.md for what each number means.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startAuthority, type Authority } from './authority.ts';
+import { measureWindow, warmUp, type Window } from './measure.ts';
+import { parseOptions, type PerfOptions } from './options.ts';
+import { CLOCK_TICKS, openFilesLimit } from './procfs.ts';
+import { acceptanceChecks, checkLines, contextTable, mainTable, otherLoadWarning, sseLines, summarize, writeJson } from './report.ts';
+import { runSse } from './sse.ts';
+import { REPO, startStack, type Stack } from './targets.ts';
+
+const CONNECTIONS = [1, 50] as const;
+const WARM_UP_SECONDS = 1;
+/** Other processes using more than this share of a core during a window earn the results a warning. */
+const OTHER_LOAD_WARN_PERCENT = 10;
+/** Headroom past the estimated run time before the watchdog ends everything (start-up, SSE waits). */
+const WATCHDOG_SLACK_S = 150;
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const startedAt = new Date();
+  const started = performance.now();
+  log(`mcp-warden perf bench: ${options.repeats} round(s) × 6 targets × ${CONNECTIONS.join(' and ')} connection(s) × ${options.seconds} s; then ${options.streams} idle SSE streams and ${options.events} timed events`);
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-perf-'));
+  const authority = await startAuthority();
+  let stack: Stack | undefined;
+  const watchdog = setTimeout(() => {
+    log('watchdog: the run overran its time bound; stopping every child');
+    const hardExit = setTimeout(() => process.exit(1), 10_000);
+    hardExit.unref();
+    void (stack?.close() ?? Promise.resolve()).finally(() => process.exit(1));
+  }, (estimatedSeconds(options) + WATCHDOG_SLACK_S) * 1000);
+  watchdog.unref();
+  try {
+    stack = await startStack(dir, authority);
+    await run(stack, authority, options, startedAt, started);
+  } finally {
+    clearTimeout(watchdog);
+    await stack?.close();
+    await authority.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function run(stack: Stack, authority: Authority, options: PerfOptions, startedAt: Date, started: number): Promise<void> {
+  const introspectionsBefore = authority.introspections();
+  const windows = await interleave(stack, options);
+  // After the warm-up the introspection cache must answer alone; a growing count would mean (e) measured the AS.
+  const introspectionsDuringLoad = authority.introspections() - introspectionsBefore;
+
+  // The SSE part gets a quiet machine: the proxies measured above are no longer needed.
+  await Promise.all(stack.targets.map((target) => target.proxy?.stop()));
+  const sse = await runSse(stack, options.streams, options.events, log);
+
+  const summaries = summarize(stack.targets, windows);
+  const checks = acceptanceChecks(summaries);
+  const table = mainTable(summaries);
+  const context = contextTable(summaries, windows);
+  const warning = otherLoadWarning(summaries, OTHER_LOAD_WARN_PERCENT);
+  const wallSeconds = (performance.now() - started) / 1000;
+  const output = [
+    '',
+    `## mcp-warden performance — medians of ${options.repeats} round(s), ${options.seconds} s windows, POST /mcp tools/call`,
+    '',
+    table,
+    '',
+    context,
+    ...(warning ? ['', warning] : []),
+    '',
+    'Acceptance checks (from the issue):',
+    checkLines(checks),
+    '',
+    `SSE (a separate mcp-warden, JWT RS256, limits raised for this part: max_connections and max_connections_per_ip ${sse.attempted * 2}, max_streams ${sse.attempted * 2}, max_streams_per_principal 1000):`,
+    sseLines(sse),
+    '',
+    `introspection calls during the load windows of all targets: ${introspectionsDuringLoad}`,
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, CLK_TCK ${CLOCK_TICKS}; wall time ${wallSeconds.toFixed(0)} s`,
+  ].join('\n');
+  console.log(output);
+
+  const path = writeJson(join(REPO, 'bench/perf/results'), {
+    startedAt: startedAt.toISOString(),
+    wallSeconds,
+    options,
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, clockTicks: CLOCK_TICKS, openFilesLimit: openFilesLimit() },
+    targets: stack.targets.map((target) => ({ id: target.id, label: target.label })),
+    summaries,
+    checks,
+    otherLoadWarning: warning,
+    sse,
+    introspectionsDuringLoad,
+    windows,
+    table,
+    contextTable: context,
+  });
+  log(`results written to ${path}`);
+}
+
+/** Round r measures every target once, in order, so slow drifts of the machine hit all targets alike. */
+async function interleave(stack: Stack, options: PerfOptions): Promise<Window[]> {
+  const windows: Window[] = [];
+  for (let round = 1; round <= options.repeats; round += 1) {
+    for (const target of stack.targets) {
+      if (round === 1) await warmUp(target, 50, WARM_UP_SECONDS);
+      for (const connections of CONNECTIONS) {
+        const window = await measureWindow(target, stack.upstream, connections, options.seconds);
+        windows.push(window);
+        log(describe(round, options.repeats, window));
+      }
+    }
+  }
+  return windows;
+}
+
+function describe(round: number, rounds: number, w: Window): string {
+  const cpu = w.proxyCpuUsPerRequest === undefined ? '' : `, proxy ${w.proxyCpuUsPerRequest.toFixed(1)} µs/req, RSS ${((w.proxyRssBytes ?? 0) / 1048576).toFixed(1)} MiB`;
+  return `[round ${round}/${rounds}] (${w.target}) @${w.connections}: ${w.requestsPerSecond.toFixed(0)} req/s, p50 ${w.p50.toFixed(3)} ms, p99 ${w.p99.toFixed(3)} ms${cpu}`;
+}
+
+function estimatedSeconds(options: PerfOptions): number {
+  const load = options.repeats * 6 * CONNECTIONS.length * options.seconds + 6 * WARM_UP_SECONDS;
+  const sse = (options.events * 100) / 1000 + 60;
+  return load + sse;
+}
+
+function log(line: string): void {
+  console.error(`${new Date().toISOString().slice(11, 19)} ${line}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(`perf bench failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});

@@ -88,8 +88,9 @@ describe('C. JWKS fetching, caching and rotation', () => {
     const token = await sign(first);
     expect(await statusWith(token)).toBe(200);
     const failuresBefore = await metric(new RegExp(`mcp_warden_jwks_fetches_total\\{issuer="${keyed.issuer}",result="status"\\} (\\d+)`));
+    const fetchesBefore = keyed.fetches;
     keyed.answerWith((res) => res.writeHead(500).end());
-    await sleep(400);
+    await waitFor(() => keyed.fetches > fetchesBefore, 'a refresh that fails', 3000);
     expect(await statusWith(token)).toBe(200);
     expect(stack.warden.readiness.ready).toBe(true);
     await waitFor(() => !stack.warden.readiness.ready, 'keys past max_stale', 4000);
@@ -130,12 +131,16 @@ describe('C. JWKS fetching, caching and rotation', () => {
     const token = await sign(first);
     const huge = `{"keys":[${'{"kty":"EC"},'.repeat(1_700_000)}{}]}`;
     for (const body of ['<html>oops</html>', '{"keys":"x"}', '{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}', '{"keys":[]}', huge]) {
+      const before = keyed.fetches;
       keyed.answerWith((res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
-      await sleep(350);
+      await waitFor(() => keyed.fetches > before, 'a refresh that gets the garbage', 3000);
+      await sleep(50);
       expect(await statusWith(token), body.slice(0, 20)).toBe(200);
       // Good keys again before the next garbage, so that max_stale (1.2 s here) is never reached.
+      const garbageFetches = keyed.fetches;
       keyed.answerWith(undefined);
-      await sleep(350);
+      await waitFor(() => keyed.fetches > garbageFetches, 'a refresh that gets good keys again', 3000);
+      await sleep(50);
     }
     expect(await metric(new RegExp(`mcp_warden_jwks_fetches_total\\{issuer="${keyed.issuer}",result="invalid_jwks"\\} (\\d+)`))).toBeGreaterThan(0);
     expect(await metric(new RegExp(`mcp_warden_jwks_fetches_total\\{issuer="${keyed.issuer}",result="too_large"\\} (\\d+)`))).toBeGreaterThan(0);

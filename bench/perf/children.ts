@@ -76,13 +76,24 @@ export async function waitUntil(child: Child, what: string, timeoutMs: number, p
   throw new Error(`${child.name}: not ${what} within ${timeoutMs} ms:\n${child.stderrTail()}`);
 }
 
-/** A port free right now on 127.0.0.1 (the kernel picks it; the small race with other programs is accepted). */
+/**
+ * `count` distinct ports free right now on 127.0.0.1. All are held open until every one is known, so two
+ * of them can never be the same; another program may still take one before its child binds it, which
+ * the caller handles by retrying (see isAddressInUse).
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer().listen(0, '127.0.0.1'));
+  await Promise.all(servers.map((server) => (server.listening ? undefined : once(server, 'listening'))));
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
+  return (await freePorts(1))[0]!;
+}
+
+/** The child died because its port was taken between freePorts() and its own listen(). */
+export function isAddressInUse(child: Child): boolean {
+  return child.exited !== undefined && child.stderrTail().includes('EADDRINUSE');
 }

@@ -37,6 +37,8 @@ export interface Window {
    * process's), as a share of one core. More than a few percent means other load skewed the window.
    */
   readonly otherLoadCorePercent: number;
+  /** The raw CPU readings behind the figures above, in microseconds. */
+  readonly cpu: { readonly machine: number; readonly proxy: number | undefined; readonly upstream: number; readonly loadGenerator: number };
 }
 
 export async function measureWindow(target: Target, upstream: Child, connections: number, seconds: number): Promise<Window> {
@@ -77,6 +79,7 @@ export async function measureWindow(target: Target, upstream: Child, connections
     proxyRssBytes: proxyRss,
     upstreamCpuUsPerRequest: upstreamCpu / responses,
     loadGeneratorCorePercent: ((ownCpu.user + ownCpu.system) / (result.duration * 1_000_000)) * 100,
+    cpu: { machine, proxy: proxyCpu, upstream: upstreamCpu, loadGenerator: ownCpu.user + ownCpu.system },
     otherLoadCorePercent: (Math.max(0, machine - (proxyCpu ?? 0) - upstreamCpu - ownCpu.user - ownCpu.system) / (result.duration * 1_000_000)) * 100,
   };
 }

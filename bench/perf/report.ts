@@ -122,7 +122,7 @@ export function checkLines(checks: readonly Check[]): string {
 export function sseLines(sse: SseResult): string {
   const refused = Object.entries(sse.refused).map(([why, n]) => `${n}× ${why}`).join(', ') || 'none';
   const lines = [
-    `idle SSE streams requested: ${sse.requested}; open-files limit (ulimit -n): ${sse.fdLimit ?? 'unlimited'}${sse.fdLimited ? ` — only ${sse.attempted} attempted (limit too low)` : ''}`,
+    `idle SSE streams requested: ${sse.requested}; open-files limit (ulimit -n): ${sse.fdLimit ?? 'unlimited'}${sse.fdLimited ? ` — only ${sse.attempted} attempted: the proxy needs 2 sockets per stream (client and upstream) and the limit is not raised by the bench` : ''}`,
     `streams open through mcp-warden (200 + event-stream headers): ${sse.opened} of ${sse.attempted}; still waiting for headers: ${sse.waiting}; refused: ${refused}; upstream sees ${sse.upstreamOpen} open`,
     `mcp-warden RSS idle ${mib(sse.rssIdleBytes)} MiB → with the streams ${mib(sse.rssWithStreamsBytes)} MiB (${fixed(sse.bytesPerConnection / 1024, 1)} KiB per client connection held; ${fixed(sse.secondsToOpen, 1)} s to open)`,
     `added latency per SSE event (median of ${sse.latency.events}): ${signed(sse.latency.addedMedianMs, 3)} ms (direct ${fixed(sse.latency.directMedianMs, 3)} ms, through mcp-warden ${fixed(sse.latency.proxiedMedianMs, 3)} ms; p99 ${fixed(sse.latency.directP99Ms, 3)} / ${fixed(sse.latency.proxiedP99Ms, 3)} ms)`,

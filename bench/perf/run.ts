@@ -134,7 +134,12 @@ function log(line: string): void {
   console.error(`${new Date().toISOString().slice(11, 19)} ${line}`);
 }
 
-main().catch((error: unknown) => {
-  console.error(`perf bench failed: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
-});
+main().then(
+  // Every child is stopped and every server closed by now; exiting explicitly guarantees the bench ends
+  // even if some handle was overlooked (stdout and stderr are synchronous for files and pipes on Linux).
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(`perf bench failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);

@@ -16,8 +16,12 @@ const NO_PROGRESS_MS = 3_000;
 const HEADERS_DEADLINE_MS = 30_000;
 const SETTLE_MS = 1_000;
 const CLOSE_TIMEOUT_MS = 15_000;
-/** File descriptors kept free per process besides the stream sockets (the proxy also holds up to 256 upstream sockets). */
-const FD_RESERVE = 256 + 200;
+/**
+ * File descriptors kept free besides the stream sockets. The proxy is the process that needs most: one
+ * socket from the client and one to the upstream per stream (its agent allows limits.max_connections).
+ */
+const FD_RESERVE = 200;
+const FDS_PER_PROXIED_STREAM = 2;
 const TICK_MS = 100;
 
 export interface SseResult {
@@ -54,8 +58,11 @@ export interface EventLatency {
 
 export async function runSse(stack: Stack, requested: number, events: number, log: (line: string) => void): Promise<SseResult> {
   const fdLimit = openFilesLimit();
-  const attempted = fdLimit === undefined ? requested : Math.max(1, Math.min(requested, fdLimit - FD_RESERVE));
-  if (attempted < requested) log(`SSE: open-files limit (ulimit -n) is ${fdLimit}: opening ${attempted} streams instead of ${requested}`);
+  const fitting = fdLimit === undefined ? requested : Math.floor((fdLimit - FD_RESERVE) / FDS_PER_PROXIED_STREAM);
+  const attempted = Math.max(1, Math.min(requested, fitting));
+  if (attempted < requested) {
+    log(`SSE: open-files limit (ulimit -n) is ${fdLimit}; the proxy needs 2 sockets per stream plus ${FD_RESERVE} spare: opening ${attempted} streams instead of ${requested}`);
+  }
   const warden = await stack.startSseWarden(attempted);
   const streamUrl = warden.url;
   await assertPostWorks(streamUrl, warden.tokens[0]!);

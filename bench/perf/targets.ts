@@ -4,10 +4,12 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { Authority } from './authority.ts';
-import { freePort, spawnNode, waitUntil, type Child } from './children.ts';
+import { freePort, freePorts, isAddressInUse, spawnNode, waitUntil, type Child } from './children.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 const START_TIMEOUT_MS = 20_000;
+/** Tries to start a child whose port another program took in the meantime. */
+const START_ATTEMPTS = 3;
 
 export const BODY = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}';
 export const BASE_HEADERS: Readonly<Record<string, string>> = {
@@ -71,13 +73,17 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
       { id: 'f', label: 'mcp-warden JWT RS256 + policy rules', mode: 'policy', token: (aud) => authority.mintJwt('RS256', aud) },
     ];
     // Started together: start-up is mostly module loading, and the machine has two cores to spend on it.
-    const wardens = await Promise.all(
+    // allSettled, not all: on a failure every sibling must have spawned before close() runs, or it would be left behind.
+    const settled = await Promise.allSettled(
       specs.map(async (spec): Promise<Target> => {
-        const started = await startWarden(dir, spec.id, { mode: spec.mode, authority, upstreamOrigin });
-        children.push(started.child);
+        const started = await startWarden(dir, spec.id, { mode: spec.mode, authority, upstreamOrigin }, children);
         return { id: spec.id, label: spec.label, url: started.url, headers: { ...BASE_HEADERS, authorization: `Bearer ${await spec.token(started.resourceUrl)}` }, proxy: started.child };
       }),
     );
+    const wardens = settled.map((result) => {
+      if (result.status === 'rejected') throw result.reason;
+      return result.value;
+    });
     const floorUrl = `http://127.0.0.1:${floorPort}/mcp`;
     await waitUntil(floor, 'listening', START_TIMEOUT_MS, () => answers200(floorUrl, BASE_HEADERS));
 
@@ -90,8 +96,7 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
     for (const target of targets) await assertAnswers(target);
 
     const startSseWarden = async (limit: number) => {
-      const started = await startWarden(dir, 'sse', { mode: 'jwt', authority, upstreamOrigin, limit });
-      children.push(started.child);
+      const started = await startWarden(dir, 'sse', { mode: 'jwt', authority, upstreamOrigin, limit }, children);
       // Several principals share the streams, as real clients would; each stays under the per-principal cap.
       const principals = Math.max(1, Math.ceil(limit / PER_PRINCIPAL_STREAMS));
       const tokens = await Promise.all(Array.from({ length: principals }, (_, i) => authority.mintJwt('RS256', started.resourceUrl, `bench-sse-${i}`)));
@@ -107,12 +112,36 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
 /** Streams one principal may hold in the SSE part's config (the schema allows at most 10,000). */
 export const PER_PRINCIPAL_STREAMS = 1_000;
 
+/**
+ * Starts one mcp-warden and waits until it is ready. Every process is added to `children` as soon as it
+ * exists, so a failure anywhere (even in a sibling started alongside) still stops it.
+ */
 async function startWarden(
   dir: string,
   name: string,
   parts: { mode: WardenMode; authority: Authority; upstreamOrigin: string; limit?: number },
+  children: Child[],
 ): Promise<{ child: Child; url: string; resourceUrl: string }> {
-  const [port, adminPort] = [await freePort(), await freePort()];
+  for (let attempt = 1; ; attempt += 1) {
+    let spawned: Child | undefined;
+    try {
+      return await startWardenOnce(dir, name, parts, (child) => {
+        spawned = child;
+        children.push(child);
+      });
+    } catch (error) {
+      if (attempt >= START_ATTEMPTS || !spawned || !isAddressInUse(spawned)) throw error;
+    }
+  }
+}
+
+async function startWardenOnce(
+  dir: string,
+  name: string,
+  parts: { mode: WardenMode; authority: Authority; upstreamOrigin: string; limit?: number },
+  onSpawn: (child: Child) => void,
+): Promise<{ child: Child; url: string; resourceUrl: string }> {
+  const [port, adminPort] = (await freePorts(2)) as [number, number];
   const url = `http://127.0.0.1:${port}/mcp`;
   const configPath = join(dir, `warden-${name}.yaml`);
   writeFileSync(configPath, stringify(wardenConfig({ ...parts, port, adminPort, resourceUrl: url })));
@@ -122,6 +151,7 @@ async function startWarden(
     env: { BENCH_INTROSPECTION_SECRET: parts.authority.clientSecret },
     stderrPath: join(dir, `warden-${name}.stderr`),
   });
+  onSpawn(child);
   // /readyz is 200 once the keys are fetched (or the introspection endpoint is known).
   await waitUntil(child, 'ready', START_TIMEOUT_MS, async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`, { signal: AbortSignal.timeout(1_000) })).status === 200);
   return { child, url, resourceUrl: url };

@@ -167,11 +167,14 @@ export class TokenVerifier {
       return cached;
     }
     let issuer: unknown;
-    let jwtShaped = true;
-    try {
-      issuer = decodeJwt(token).iss;
-    } catch {
-      jwtShaped = false;
+    // Counted before decoding: an opaque token would otherwise cost a thrown error on every request.
+    let jwtShaped = countDots(token) === 2;
+    if (jwtShaped) {
+      try {
+        issuer = decodeJwt(token).iss;
+      } catch {
+        jwtShaped = false;
+      }
     }
     const named = typeof issuer === 'string' ? this.#servers.get(issuer) : undefined;
     if (named?.jwt) {
@@ -215,4 +218,10 @@ export class TokenVerifier {
     }
     throw outage ?? refusal!;
   }
+}
+
+function countDots(token: string): number {
+  let dots = 0;
+  for (let at = token.indexOf('.'); at !== -1 && dots < 3; at = token.indexOf('.', at + 1)) dots += 1;
+  return dots;
 }

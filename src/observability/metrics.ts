@@ -228,12 +228,14 @@ export class Metrics {
   }
 
   mcpRequest(method: string | undefined): void {
-    this.#mcpRequests.inc({ method: methodLabel(method) });
+    const label = methodLabel(method);
+    this.#child(`mcp ${label}`, () => this.#mcpRequests.labels({ method: label })).inc();
   }
 
   /** `rule` is a config path such as policy.rules[2]; method names outside MCP's own become "other". */
   policyDecision(method: string | undefined, allowed: boolean, rule: string | undefined): void {
-    this.#policyDecisions.inc({ method: methodLabel(method), decision: allowed ? 'allow' : 'deny', rule: rule ?? 'none' });
+    const labels = { method: methodLabel(method), decision: allowed ? 'allow' : 'deny', rule: rule ?? 'none' };
+    this.#child(`policy ${labels.method} ${labels.decision} ${labels.rule}`, () => this.#policyDecisions.labels(labels)).inc();
   }
 
   connectionDropped(reason: ConnectionDrop): void {

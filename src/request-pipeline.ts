@@ -316,7 +316,7 @@ function countHeader(rawHeaders: readonly string[], name: string): number {
   return count;
 }
 
-/** setTimeout's longest delay; a token valid for longer is rechecked by nothing but this timer anyway. */
+/** setTimeout's longest delay (about 24.8 days): a stream of a token valid for longer ends then, early rather than never. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function endAtExpiry(res: ServerResponse, end: () => void, expiresAtSeconds: number): void {

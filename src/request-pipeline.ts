@@ -20,6 +20,7 @@ import { createCors, METADATA_CORS_HEADERS } from './proxy/cors.ts';
 import type { Forwarder, ForwardOutcome } from './proxy/forward.ts';
 import { readBody } from './proxy/read-body.ts';
 import { createRequestHeaderScrubber } from './proxy/request-headers.ts';
+import { rawHeaderValues } from './proxy/raw-headers.ts';
 import { parseRequestPath } from './proxy/request-path.ts';
 import type { StreamSlots } from './proxy/stream-slots.ts';
 import { sendJson } from './proxy/respond.ts';
@@ -121,7 +122,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       refuse(res, access, new AuthFailure('too_many_headers'));
       return;
     }
-    if (countHeader(req.rawHeaders, 'host') > 1) {
+    if (rawHeaderValues(req.rawHeaders, 'host').length > 1) {
       refuse(res, access, new AuthFailure('malformed_request', 'more than one Host header'));
       return;
     }
@@ -308,12 +309,6 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       );
     });
   };
-}
-
-function countHeader(rawHeaders: readonly string[], name: string): number {
-  let count = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) count += 1;
-  return count;
 }
 
 /** setTimeout's longest delay (about 24.8 days): a stream of a token valid for longer ends then, early rather than never. */

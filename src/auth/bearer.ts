@@ -1,3 +1,4 @@
+import { rawHeaderValues } from '../proxy/raw-headers.ts';
 import { AuthFailure } from './failure.ts';
 
 /** RFC 6750 §2.1 b64token. */
@@ -9,10 +10,7 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
  */
 export function extractBearerToken(rawHeaders: readonly string[], search: string, maxTokenBytes: number): string {
   if (search.length > 1 && new URLSearchParams(search).has('access_token')) throw new AuthFailure('token_in_query');
-  const values: string[] = [];
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() === 'authorization') values.push(rawHeaders[i + 1] ?? '');
-  }
+  const values = rawHeaderValues(rawHeaders, 'authorization');
   if (values.length === 0) throw new AuthFailure('missing_token');
   if (values.length > 1) throw new AuthFailure('duplicate_header');
   const value = values[0]!;

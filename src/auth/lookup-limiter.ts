@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { once } from '../lifecycle/counts.ts';
 
 export type Admission = { ok: true; done: () => void } | { ok: false; reason: 'rate_limited' | 'overloaded' };
 
@@ -40,14 +41,6 @@ export class LookupLimiter {
     if (this.#inFlight >= this.#maxConcurrent) return { ok: false, reason: 'overloaded' };
     bucket.tokens -= 1;
     this.#inFlight += 1;
-    let done = false;
-    return {
-      ok: true,
-      done: () => {
-        if (done) return;
-        done = true;
-        this.#inFlight -= 1;
-      },
-    };
+    return { ok: true, done: once(() => (this.#inFlight -= 1)) };
   }
 }

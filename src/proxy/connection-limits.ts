@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { KeyedCounts } from '../lifecycle/counts.ts';
 
 export type ConnectionDrop = 'max_connections' | 'max_connections_per_ip';
 
@@ -11,20 +12,15 @@ export type ConnectionDrop = 'max_connections' | 'max_connections_per_ip';
 export function limitConnections(server: Server, limits: { total: number; perIp: number }, onDrop: (why: ConnectionDrop) => void): void {
   server.maxConnections = limits.total;
   server.on('drop', () => onDrop('max_connections'));
-  const open = new Map<string, number>();
+  const open = new KeyedCounts();
   server.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? '';
-    const count = (open.get(ip) ?? 0) + 1;
-    if (count > limits.perIp) {
+    if (open.get(ip) >= limits.perIp) {
       onDrop('max_connections_per_ip');
       socket.destroy();
       return;
     }
-    open.set(ip, count);
-    socket.once('close', () => {
-      const left = open.get(ip)! - 1;
-      if (left === 0) open.delete(ip);
-      else open.set(ip, left);
-    });
+    open.add(ip);
+    socket.once('close', () => open.remove(ip));
   });
 }

@@ -1,3 +1,5 @@
+import { KeyedCounts, once } from '../lifecycle/counts.ts';
+
 /** Why a stream was refused: the principal has its share, or the proxy has no room left. */
 export type StreamRefusal = 'too_many_streams' | 'overloaded';
 
@@ -6,7 +8,7 @@ export type StreamRefusal = 'too_many_streams' | 'overloaded';
  * socket and upstream state for as long as the client likes, so one token must not take them all.
  */
 export class StreamSlots {
-  readonly #perPrincipal = new Map<string, number>();
+  readonly #perPrincipal = new KeyedCounts();
   readonly #maxTotal: number;
   readonly #maxPerPrincipal: number;
   #total = 0;
@@ -18,22 +20,16 @@ export class StreamSlots {
 
   /** Takes a slot for `principal`, or says why not; call the returned release exactly once when the stream ends. */
   acquire(principal: string): { ok: true; release: () => void } | { ok: false; refusal: StreamRefusal } {
-    const held = this.#perPrincipal.get(principal) ?? 0;
-    if (held >= this.#maxPerPrincipal) return { ok: false, refusal: 'too_many_streams' };
+    if (this.#perPrincipal.get(principal) >= this.#maxPerPrincipal) return { ok: false, refusal: 'too_many_streams' };
     if (this.#total >= this.#maxTotal) return { ok: false, refusal: 'overloaded' };
-    this.#perPrincipal.set(principal, held + 1);
+    this.#perPrincipal.add(principal);
     this.#total += 1;
-    let released = false;
     return {
       ok: true,
-      release: () => {
-        if (released) return;
-        released = true;
+      release: once(() => {
         this.#total -= 1;
-        const left = this.#perPrincipal.get(principal)! - 1;
-        if (left === 0) this.#perPrincipal.delete(principal);
-        else this.#perPrincipal.set(principal, left);
-      },
+        this.#perPrincipal.remove(principal);
+      }),
     };
   }
 }

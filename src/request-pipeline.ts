@@ -5,7 +5,7 @@ import { challengeFor } from './auth/challenge.ts';
 import { AuthFailure } from './auth/failure.ts';
 import type { Principal } from './auth/principal.ts';
 import { stepUpScopes } from './auth/scopes.ts';
-import { tokenDigest } from './auth/token-digest.ts';
+import { tokenLabel } from './auth/token-digest.ts';
 import type { TokenVerifier } from './auth/verifier.ts';
 import type { Config } from './config/schema.ts';
 import type { InFlight } from './lifecycle/in-flight.ts';
@@ -45,23 +45,41 @@ export interface PipelineParts {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** What the access log line says about a request, filled in as it goes. */
-interface Access {
-  outcome: Outcome;
-  reason?: string;
-  principal?: Principal;
-  upstream?: ForwardOutcome;
+class Access {
+  outcome: Outcome = 'denied';
+  reason: string | undefined = undefined;
+  principal: Principal | undefined = undefined;
+  /** Filled in by the forwarder as the exchange goes; final once the response has closed. */
+  upstream: ForwardOutcome | undefined = undefined;
   /** A short hash of the token, to correlate lines of one token without ever logging it. */
-  tokenHash?: string;
+  tokenHash: string | undefined = undefined;
   /** The JSON-RPC methods of the request, and the first message's target, when known. */
-  rpc?: { methods: ReadonlyArray<string | undefined>; target: string | undefined };
+  rpc: { methods: ReadonlyArray<string | undefined>; target: string | undefined } | undefined = undefined;
   /** The client sent `Expect: 100-continue` and has not been told to send its body. */
-  awaitingContinue?: boolean;
+  awaitingContinue = false;
+  /** The line is written once both the pipeline and the response are over: this counts them down. */
+  pending = 2;
+  readonly started = performance.now();
+  readonly requestId: string;
+  /** The request's ticket in the in-flight count. */
+  readonly ticket: number;
+  /** What the connection had written before this response, so the line can say what this one wrote. */
+  readonly bytesBefore: number;
+
+  constructor(requestId: string, ticket: number, bytesBefore: number) {
+    this.requestId = requestId;
+    this.ticket = ticket;
+    this.bytesBefore = bytesBefore;
+  }
 }
 
 /**
  * The way every request on the main port goes: Host, then metadata and preflight (no token), then
  * Origin, the token, scopes, the session's owner and, when rules need it, the JSON-RPC body, before
  * anything reaches the upstream. Deny by default.
+ *
+ * A token seen before is answered without a promise, and a request that needs no body is forwarded in
+ * the same turn it arrived: every promise, listener and closure per request showed in the profile.
  */
 export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
   const { config, metadata, verifier, policy, sessions, forwarder, credential, identity, metrics, logger, inFlight, streams } = parts;
@@ -73,7 +91,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
   const required = config.tokens.required_scopes;
   const unionChallenge = config.policy.challenge_scope === 'granted_and_required';
 
-  const refuse = (res: ServerResponse, access: Access, failure: AuthFailure, needed: readonly string[] = required) => {
+  const refuse = (res: ServerResponse, access: Access, failure: AuthFailure, needed: readonly string[] = required): void => {
     // The body was never asked for, so the connection cannot carry another request after this answer.
     if (access.awaitingContinue) res.setHeader('connection', 'close');
     const granted = access.principal?.scopes ?? new Set<string>();
@@ -83,6 +101,12 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     access.reason = failure.reason;
     metrics.authFailure(failure.reason, failure.issuer ?? access.principal?.issuer);
     sendJson(res, challenge.status, challenge.body, challenge.headers);
+  };
+
+  /** An AuthFailure is answered; anything else is a fault of the proxy and goes on up. */
+  const refuseThrown = (res: ServerResponse, access: Access, error: unknown): void => {
+    if (!(error instanceof AuthFailure)) throw error;
+    refuse(res, access, error);
   };
 
   const audit = (requestId: string, principal: Principal, decision: PolicyDecision) => {
@@ -113,28 +137,18 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     res.writeContinue();
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, access: Access, requestId: string) => {
+  /** Everything up to the token's verdict. Returns a promise only when the token must be looked up. */
+  const handle = (req: IncomingMessage, res: ServerResponse, access: Access): void | Promise<void> => {
     const origin = req.headers.origin;
-    access.awaitingContinue = (req.headers.expect ?? '').toLowerCase() === '100-continue';
+    const expect = req.headers.expect;
+    access.awaitingContinue = expect !== undefined && expect.toLowerCase() === '100-continue';
 
     // Node keeps reading past its header count limit and drops the rest silently: refuse instead.
-    if (req.rawHeaders.length / 2 > config.limits.max_headers) {
-      refuse(res, access, new AuthFailure('too_many_headers'));
-      return;
-    }
-    if (rawHeaderValues(req.rawHeaders, 'host').length > 1) {
-      refuse(res, access, new AuthFailure('malformed_request', 'more than one Host header'));
-      return;
-    }
-    if (allowedHosts.size > 0 && !allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
-      refuse(res, access, new AuthFailure('host_denied'));
-      return;
-    }
+    if (req.rawHeaders.length / 2 > config.limits.max_headers) return refuse(res, access, new AuthFailure('too_many_headers'));
+    if (rawHeaderValues(req.rawHeaders, 'host').length > 1) return refuse(res, access, new AuthFailure('malformed_request', 'more than one Host header'));
+    if (allowedHosts.size > 0 && !allowedHosts.has((req.headers.host ?? '').toLowerCase())) return refuse(res, access, new AuthFailure('host_denied'));
     const target = parseRequestPath(req.url ?? '/');
-    if (!target.ok) {
-      refuse(res, access, new AuthFailure('ambiguous_path', target.problem));
-      return;
-    }
+    if (!target.ok) return refuse(res, access, new AuthFailure('ambiguous_path', target.problem));
     const { path, query } = target;
     if (metadata.paths.has(path)) {
       access.outcome = 'metadata';
@@ -154,65 +168,71 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       return;
     }
     // DNS rebinding: a browser page from elsewhere is refused before its token is even looked at.
-    if (origin !== undefined && !cors.allows(origin)) {
-      refuse(res, access, new AuthFailure('origin_denied'));
-      return;
-    }
+    if (origin !== undefined && !cors.allows(origin)) return refuse(res, access, new AuthFailure('origin_denied'));
     cors.decorate(origin, res);
 
-    let principal: Principal;
-    let body: Buffer | undefined;
+    let token: string;
     try {
-      const token = extractBearerToken(req.rawHeaders, query, config.tokens.max_token_bytes);
-      access.tokenHash = Buffer.from(tokenDigest(token).slice(0, 8), 'base64url').toString('hex');
-      principal = access.principal = await verifier.verify(token, req.socket.remoteAddress ?? '');
-      if (policy.lacksRequired(principal.scopes)) throw new AuthFailure('insufficient_scope');
-
-      const sessionId = req.headers['mcp-session-id'];
-      if (sessions && typeof sessionId === 'string') {
-        const owner = sessions.check(sessionId, principal);
-        if (owner !== 'bound') throw new AuthFailure(owner === 'foreign' ? 'session_foreign' : 'session_unknown', undefined, principal.issuer);
-      }
-      // A legacy session id rides in the query. Only a foreign one is refused: the parameter may mean
-      // something else to a server that is not legacy, and a legacy session dies with its stream anyway.
-      const legacySession = query === '' ? null : new URLSearchParams(query).get('sessionId');
-      if (sessions && legacySession && sessions.check(legacySession, principal) === 'foreign') {
-        throw new AuthFailure('session_foreign', 'legacy sessionId of another principal', principal.issuer);
-      }
-
-      if (policy.inspectsBodies && req.method === 'POST') {
-        if (!isJson(req.headers)) throw new AuthFailure('unsupported_media_type');
-        sendContinue(res, access);
-        const read = await readBody(req, config.policy.max_body_bytes);
-        if (!read.ok && read.problem === 'client_gone') return;
-        if (!read.ok) {
-          // The rest of the body was not read, so the connection cannot carry another request.
-          res.setHeader('connection', 'close');
-          throw new AuthFailure('body_too_large');
-        }
-        body = read.body;
-        const judgement = judgeBody(req.headers, body, principal.scopes, policy);
-        if (judgement.decision) {
-          audit(requestId, principal, judgement.decision);
-          const { messages } = judgement.decision;
-          access.rpc = { methods: messages.map((decision) => decision.message.method), target: messages[0]?.message.target };
-        }
-        if (!judgement.allowed) {
-          refuse(res, access, new AuthFailure(judgement.reason, judgement.detail, principal.issuer), judgement.decision?.needed);
-          return;
-        }
-      }
+      token = extractBearerToken(req.rawHeaders, query, config.tokens.max_token_bytes);
     } catch (error) {
-      if (!(error instanceof AuthFailure)) throw error;
-      refuse(res, access, error);
-      return;
+      return refuseThrown(res, access, error);
     }
+    access.tokenHash = tokenLabel(token);
+    const known = verifier.known(token);
+    if (known) return admit(req, res, access, known, query);
+    return verifier.verify(token, req.socket.remoteAddress ?? '').then(
+      (principal) => admit(req, res, access, principal, query),
+      (error: unknown) => refuseThrown(res, access, error),
+    );
+  };
 
+  /** A verified principal: its scopes and sessions, then (with rules) the body. */
+  const admit = (req: IncomingMessage, res: ServerResponse, access: Access, principal: Principal, query: string): void | Promise<void> => {
+    access.principal = principal;
+    if (policy.lacksRequired(principal.scopes)) return refuse(res, access, new AuthFailure('insufficient_scope'));
+    const sessionId = req.headers['mcp-session-id'];
+    if (sessions && typeof sessionId === 'string') {
+      const owner = sessions.check(sessionId, principal);
+      if (owner !== 'bound') return refuse(res, access, new AuthFailure(owner === 'foreign' ? 'session_foreign' : 'session_unknown', undefined, principal.issuer));
+    }
+    // A legacy session id rides in the query. Only a foreign one is refused: the parameter may mean
+    // something else to a server that is not legacy, and a legacy session dies with its stream anyway.
+    const legacySession = query === '' ? null : new URLSearchParams(query).get('sessionId');
+    if (sessions && legacySession && sessions.check(legacySession, principal) === 'foreign') {
+      return refuse(res, access, new AuthFailure('session_foreign', 'legacy sessionId of another principal', principal.issuer));
+    }
+    if (policy.inspectsBodies && req.method === 'POST') return inspect(req, res, access, principal);
+    pass(req, res, access, principal, undefined);
+  };
+
+  /** Rules are on: the JSON-RPC body is read and judged whole before a byte of it is forwarded. */
+  const inspect = async (req: IncomingMessage, res: ServerResponse, access: Access, principal: Principal): Promise<void> => {
+    if (!isJson(req.headers)) return refuse(res, access, new AuthFailure('unsupported_media_type'));
+    sendContinue(res, access);
+    const read = await readBody(req, config.policy.max_body_bytes);
+    if (!read.ok && read.problem === 'client_gone') return;
+    if (!read.ok) {
+      // The rest of the body was not read, so the connection cannot carry another request.
+      res.setHeader('connection', 'close');
+      return refuse(res, access, new AuthFailure('body_too_large'));
+    }
+    const judgement = judgeBody(req.headers, read.body, principal.scopes, policy);
+    if (judgement.decision) {
+      audit(access.requestId, principal, judgement.decision);
+      const { messages } = judgement.decision;
+      access.rpc = { methods: messages.map((decision) => decision.message.method), target: messages[0]?.message.target };
+    }
+    if (!judgement.allowed) return refuse(res, access, new AuthFailure(judgement.reason, judgement.detail, principal.issuer), judgement.decision?.needed);
+    pass(req, res, access, principal, read.body);
+  };
+
+  /** Authorized: the client's credentials out, ours in, and on to the upstream. */
+  const pass = (req: IncomingMessage, res: ServerResponse, access: Access, principal: Principal, body: Buffer | undefined): void => {
     const upstreamCredential = credential.headers();
     if (!upstreamCredential.ok) {
       access.outcome = 'unavailable';
       access.reason = 'upstream_credential_unavailable';
-      logger.error({ request_id: requestId, problem: upstreamCredential.problem }, 'upstream credential unavailable');
+      logger.error({ request_id: access.requestId, problem: upstreamCredential.problem }, 'upstream credential unavailable');
       sendJson(res, 503, { error: 'upstream_credential_unavailable', error_description: 'the proxy has no upstream credential' }, { 'retry-after': '5' });
       return;
     }
@@ -226,28 +246,28 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     let onStreamStart: ((end: () => void) => void) | undefined;
     if (req.method === 'GET') {
       const slot = streams.acquire(`${principal.issuer} ${principal.subject ?? access.tokenHash}`);
-      if (!slot.ok) {
-        refuse(res, access, new AuthFailure(slot.refusal, undefined, principal.issuer));
-        return;
-      }
+      if (!slot.ok) return refuse(res, access, new AuthFailure(slot.refusal, undefined, principal.issuer));
       res.once('close', slot.release);
       // A standalone stream would outlive its token; it ends at exp and the client reconnects with a fresh one.
       const { expiresAt } = principal;
-      if (expiresAt !== undefined) onStreamStart = (end) => endAtExpiry(res, end, expiresAt + config.tokens.clock_tolerance / 1000);
+      onStreamStart = (end) => {
+        inFlight.standaloneStream(access.ticket, end);
+        if (expiresAt !== undefined) endAtExpiry(res, end, expiresAt + config.tokens.clock_tolerance / 1000);
+      };
     }
-    for (const method of access.rpc?.methods ?? []) metrics.mcpRequest(method);
+    if (access.rpc) for (const method of access.rpc.methods) metrics.mcpRequest(method);
     scrub(req.headers);
     sendContinue(res, access);
     access.outcome = 'allowed';
-    access.upstream = await forwarder.forward(req, res, {
+    access.upstream = forwarder.forward(req, res, {
       inject: {
         ...upstreamCredential.headers,
         ...identity.headers(principal),
         ...forwardedHeaders,
         'x-forwarded-for': req.socket.remoteAddress ?? '',
-        'x-request-id': requestId,
+        'x-request-id': access.requestId,
       },
-      ...(body ? { body } : {}),
+      body,
       onResponse: sessions
         ? (status, headers) => {
             const issued = headers['mcp-session-id'];
@@ -258,56 +278,82 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       onEventStream: sessions && req.method === 'GET' ? (stream) => watchLegacyEndpoint(stream, (id) => sessions.bind(id, principal)) : undefined,
       onStreamStart,
     });
-    const { upstreamStatus, headersSeconds, failure } = access.upstream;
-    if (upstreamStatus !== undefined && headersSeconds !== undefined) metrics.upstreamResponse(upstreamStatus, headersSeconds);
-    if (failure) metrics.upstreamError(failure);
-    if (failure && failure !== 'reset') access.outcome = 'upstream_error';
+  };
+
+  /** A fault of the proxy itself, not of the request: logged, and a 500 if the client can still get one. */
+  const failed = (res: ServerResponse, access: Access, error: unknown): void => {
+    logger.error({ request_id: access.requestId, err: error }, 'request failed');
+    if (!res.headersSent) sendJson(res, 500, { error: 'internal_error' });
+    else res.destroy();
+  };
+
+  /** Counts down to the access line: once for the pipeline, once for the response's close. */
+  const settle = (req: IncomingMessage, res: ServerResponse, access: Access): void => {
+    access.pending -= 1;
+    if (access.pending > 0) return;
+    const { upstream, principal, rpc } = access;
+    if (upstream) {
+      const { upstreamStatus, headersSeconds, failure } = upstream;
+      if (upstreamStatus !== undefined && headersSeconds !== undefined) metrics.upstreamResponse(upstreamStatus, headersSeconds);
+      if (failure) metrics.upstreamError(failure);
+      if (failure && failure !== 'reset') access.outcome = 'upstream_error';
+    }
+    const status = res.headersSent ? res.statusCode : 0;
+    metrics.request(access.outcome, status);
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    logger.info(
+      {
+        request_id: access.requestId,
+        method: req.method,
+        path: queryAt === -1 ? url : url.slice(0, queryAt),
+        status,
+        duration_ms: Math.round((performance.now() - access.started) * 10) / 10,
+        bytes: req.socket.bytesWritten - access.bytesBefore,
+        outcome: access.outcome,
+        reason: access.reason,
+        iss: principal?.issuer,
+        sub: principal?.subject,
+        client_id: principal?.clientId,
+        token_hash: access.tokenHash,
+        rpc_method: rpc?.methods[0],
+        rpc_batch: rpc && rpc.methods.length > 1 ? rpc.methods.length : undefined,
+        rpc_target: rpc?.target,
+        upstream_status: upstream?.upstreamStatus,
+        upstream_failure: upstream?.failure,
+        stream: upstream?.stream || undefined,
+        aborted: !res.writableFinished || undefined,
+      },
+      'request',
+    );
   };
 
   return (req, res) => {
-    const started = performance.now();
     const inbound = req.headers['x-request-id'];
     const requestId = typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID();
     res.setHeader('x-request-id', requestId);
-    inFlight.track(req, res);
-    const access: Access = { outcome: 'denied' };
-    const bytesBefore = req.socket.bytesWritten;
-    const closed = new Promise((resolve) => res.once('close', resolve));
-    const handled = handle(req, res, access, requestId).catch((error: unknown) => {
-      logger.error({ request_id: requestId, err: error }, 'request failed');
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal_error' });
-      else res.destroy();
+    const access = new Access(requestId, inFlight.begin(), req.socket.bytesWritten);
+    res.once('close', () => {
+      inFlight.end(access.ticket);
+      settle(req, res, access);
     });
-    // The line is written once both the response is over and the pipeline knows how it went.
-    void Promise.all([handled, closed]).then(() => {
-      const status = res.headersSent ? res.statusCode : 0;
-      metrics.request(access.outcome, status);
-      const principal = access.principal;
-      logger.info(
-        {
-          request_id: requestId,
-          method: req.method,
-          path: (req.url ?? '/').split('?')[0],
-          status,
-          duration_ms: Math.round((performance.now() - started) * 10) / 10,
-          bytes: req.socket.bytesWritten - bytesBefore,
-          outcome: access.outcome,
-          reason: access.reason,
-          iss: principal?.issuer,
-          sub: principal?.subject,
-          client_id: principal?.clientId,
-          token_hash: access.tokenHash,
-          rpc_method: access.rpc?.methods[0],
-          rpc_batch: access.rpc && access.rpc.methods.length > 1 ? access.rpc.methods.length : undefined,
-          rpc_target: access.rpc?.target,
-          upstream_status: access.upstream?.upstreamStatus,
-          upstream_failure: access.upstream?.failure,
-          stream: access.upstream?.stream || undefined,
-          aborted: !res.writableFinished || undefined,
-        },
-        'request',
-      );
-    });
+    let running: void | Promise<void> = undefined;
+    try {
+      running = handle(req, res, access);
+    } catch (error) {
+      failed(res, access, error);
+    }
+    if (!running) {
+      settle(req, res, access);
+      return;
+    }
+    running.then(
+      () => settle(req, res, access),
+      (error: unknown) => {
+        failed(res, access, error);
+        settle(req, res, access);
+      },
+    );
   };
 }
 

@@ -75,10 +75,9 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     dropResponseHeaders: new Set([...credential.headerNames, ...identity.headerNames, ...config.upstream.strip_response_headers].map((name) => name.toLowerCase())),
     connectTimeoutMs: config.upstream.connect_timeout,
     responseTimeoutMs: config.upstream.response_timeout,
-    onStreamStart: (req, res, end) => {
+    onStreamStart: (_req, res) => {
       metrics.streamOpened();
       res.once('close', () => metrics.streamClosed());
-      if (req.method === 'GET') inFlight.standaloneStream(req, end);
     },
   });
   const pipeline = createRequestPipeline({

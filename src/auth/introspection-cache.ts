@@ -73,6 +73,22 @@ export class IntrospectionCache {
     });
   }
 
+  /**
+   * The cached verdict, without a promise: the principal of a token this server said is active (counted
+   * as a hit), 'refused' for a cached refusal, undefined when only `verify` can say (nothing cached, or
+   * the token has since expired).
+   */
+  peek(token: string): Principal | 'refused' | undefined {
+    const started = performance.now();
+    const cached = this.#lru.get(tokenDigest(token));
+    if (!cached) return undefined;
+    if ('reason' in cached) return 'refused';
+    const { expiresAt } = cached.principal;
+    if (expiresAt !== undefined && expiresAt <= this.#now() / 1000 - this.#options.clockToleranceSeconds) return undefined;
+    this.#options.onLookup?.('hit', (performance.now() - started) / 1000);
+    return cached.principal;
+  }
+
   /** `client` is who asked (the peer IP), for the per-client limit on introspection calls. */
   async verify(token: string, client = ''): Promise<Principal> {
     const started = performance.now();

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 
 let lastToken: string | undefined;
 let lastDigest = '';
+let lastLabel = '';
 
 /**
  * The SHA-256 of a token, base64url: the only form in which a token is ever kept (cache keys) or shown
@@ -11,7 +12,15 @@ let lastDigest = '';
 export function tokenDigest(token: string): string {
   if (token !== lastToken) {
     lastDigest = createHash('sha256').update(token).digest('base64url');
+    lastLabel = '';
     lastToken = token;
   }
   return lastDigest;
+}
+
+/** 16 hex digits of the token's SHA-256: enough to correlate log lines of one token, never enough to use it. */
+export function tokenLabel(token: string): string {
+  const digest = tokenDigest(token);
+  if (lastLabel === '') lastLabel = Buffer.from(digest.slice(0, 8), 'base64url').toString('hex');
+  return lastLabel;
 }

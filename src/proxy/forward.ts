@@ -1,5 +1,5 @@
 import { Agent, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import { Stream, type Writable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import { sendJson } from './respond.ts';
 import { clientResponseHeaders, isEventStream } from './response-headers.ts';
@@ -7,6 +7,7 @@ import { clientResponseHeaders, isEventStream } from './response-headers.ts';
 /** Why a forwarded request did not get an upstream answer through to the client; a bounded label. */
 export type UpstreamFailure = 'refused' | 'connect_timeout' | 'response_timeout' | 'reset' | 'upstream_auth' | 'error';
 
+/** How a forwarded request went, filled in as it goes: final once the client's response has closed. */
 export interface ForwardOutcome {
   /** The upstream's status, when it answered. */
   readonly upstreamStatus: number | undefined;
@@ -43,17 +44,30 @@ export interface ForwardOptions {
   readonly onStreamStart?: (end: () => void) => void;
 }
 
-interface Exchange {
-  readonly options: ForwardOptions;
-  readonly started: number;
-  headersSeconds: number | undefined;
-  timer: NodeJS.Timeout | undefined;
-  upstreamStatus: number | undefined;
-  failure: UpstreamFailure | undefined;
-  stream: boolean;
+class Exchange implements ForwardOutcome {
+  readonly started = performance.now();
+  headersSeconds: number | undefined = undefined;
+  timer: NodeJS.Timeout | undefined = undefined;
+  upstreamStatus: number | undefined = undefined;
+  failure: UpstreamFailure | undefined = undefined;
+  stream = false;
   /** The proxy itself is ending the response (shutdown), so an upstream close is no failure. */
-  closing: boolean;
+  closing = false;
+  readonly options: ForwardOptions;
+
+  constructor(options: ForwardOptions) {
+    this.options = options;
+  }
 }
+
+/**
+ * The exchange rides on the request itself. A WeakMap keyed by requests would be simpler, but V8's
+ * young-generation collector treats a WeakMap's values as live, and ours reach the request (through the
+ * hooks' closures): every request's objects were promoted to the old generation, and the collector's
+ * work doubled the proxy's CPU per request.
+ */
+const EXCHANGE = Symbol('mcp-warden exchange');
+type ExchangeCarrier = IncomingMessage & { [EXCHANGE]?: Exchange };
 
 const RESPONSE_TIMEOUT = 'ERESPONSE_TIMEOUT';
 const IDLE_UPSTREAM_SOCKET_MS = 4000;
@@ -71,7 +85,6 @@ export class Forwarder {
   // only an event nobody acts on, so streams are not cut by it.
   readonly #agent: Agent;
   readonly #proxy;
-  readonly #exchanges = new WeakMap<IncomingMessage, Exchange>();
   readonly #options: ForwarderOptions;
 
   constructor(options: ForwarderOptions) {
@@ -93,27 +106,16 @@ export class Forwarder {
     this.#proxy.on('econnreset', () => undefined);
   }
 
-  /** Forwards `req` (headers already scrubbed); resolves when the response is over. */
-  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): Promise<ForwardOutcome> {
-    const exchange: Exchange = {
-      options,
-      started: performance.now(),
-      headersSeconds: undefined,
-      timer: undefined,
-      upstreamStatus: undefined,
-      failure: undefined,
-      stream: false,
-      closing: false,
-    };
-    this.#exchanges.set(req, exchange);
-    return new Promise((resolve) => {
-      res.once('close', () => {
-        clearTimeout(exchange.timer);
-        resolve({ upstreamStatus: exchange.upstreamStatus, failure: exchange.failure, stream: exchange.stream, headersSeconds: exchange.headersSeconds });
-      });
-      const body = options.body ? { buffer: Readable.from([options.body]) } : {};
-      this.#proxy.web(req, res, { headers: options.inject, ...body }, (error: Error) => this.#fail(error, exchange, res));
-    });
+  /**
+   * Forwards `req` (headers already scrubbed). The outcome is filled in as the exchange goes, and is
+   * final once `res` has closed: no promise per request, as the caller reads it when it logs the request.
+   */
+  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): ForwardOutcome {
+    const exchange = new Exchange(options);
+    (req as ExchangeCarrier)[EXCHANGE] = exchange;
+    res.once('close', () => clearTimeout(exchange.timer));
+    this.#proxy.web(req, res, options.body ? { headers: options.inject, buffer: new BufferedBody(options.body) } : { headers: options.inject }, (error: Error) => this.#fail(error, exchange, res));
+    return exchange;
   }
 
   /** Frees pooled upstream sockets. */
@@ -123,7 +125,7 @@ export class Forwarder {
   }
 
   #armResponseTimeout(proxyReq: ClientRequest, req: IncomingMessage): void {
-    const exchange = this.#exchanges.get(req);
+    const exchange = (req as ExchangeCarrier)[EXCHANGE];
     if (!exchange) return;
     exchange.timer = setTimeout(() => {
       proxyReq.destroy(Object.assign(new Error('no response headers in time'), { code: RESPONSE_TIMEOUT }));
@@ -131,7 +133,7 @@ export class Forwarder {
   }
 
   #respond(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
-    const exchange = this.#exchanges.get(req)!;
+    const exchange = (req as ExchangeCarrier)[EXCHANGE]!;
     clearTimeout(exchange.timer);
     const status = proxyRes.statusCode ?? 502;
     exchange.upstreamStatus = status;
@@ -195,5 +197,23 @@ export class Forwarder {
       error: timedOut ? 'upstream_timeout' : 'upstream_unavailable',
       error_description: timedOut ? 'the upstream server did not answer in time' : 'the upstream server could not be reached',
     });
+  }
+}
+
+/**
+ * A body already read, handed to http-proxy-3 in place of the request stream (it only calls `pipe`).
+ * One write of the whole buffer: a Readable per request cost more than the rest of forwarding it.
+ */
+class BufferedBody extends Stream {
+  readonly #body: Buffer;
+
+  constructor(body: Buffer) {
+    super();
+    this.#body = body;
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(destination: T): T {
+    (destination as unknown as Writable).end(this.#body);
+    return destination;
   }
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { extractBearerToken } from './auth/bearer.ts';
 import { challengeFor } from './auth/challenge.ts';
 import { AuthFailure } from './auth/failure.ts';
@@ -63,13 +64,16 @@ class Access {
   readonly requestId: string;
   /** The request's ticket in the in-flight count. */
   readonly ticket: number;
+  /** Kept here: Node detaches it from a request that was destroyed, and the line still needs it. */
+  readonly socket: Socket;
   /** What the connection had written before this response, so the line can say what this one wrote. */
   readonly bytesBefore: number;
 
-  constructor(requestId: string, ticket: number, bytesBefore: number) {
+  constructor(requestId: string, ticket: number, socket: Socket) {
     this.requestId = requestId;
     this.ticket = ticket;
-    this.bytesBefore = bytesBefore;
+    this.socket = socket;
+    this.bytesBefore = socket.bytesWritten;
   }
 }
 
@@ -180,7 +184,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     access.tokenHash = tokenLabel(token);
     const known = verifier.known(token);
     if (known) return admit(req, res, access, known, query);
-    return verifier.verify(token, req.socket.remoteAddress ?? '').then(
+    return verifier.verify(token, access.socket.remoteAddress ?? '').then(
       (principal) => admit(req, res, access, principal, query),
       (error: unknown) => refuseThrown(res, access, error),
     );
@@ -264,7 +268,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
         ...upstreamCredential.headers,
         ...identity.headers(principal),
         ...forwardedHeaders,
-        'x-forwarded-for': req.socket.remoteAddress ?? '',
+        'x-forwarded-for': access.socket.remoteAddress ?? '',
         'x-request-id': access.requestId,
       },
       body,
@@ -309,7 +313,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
         path: queryAt === -1 ? url : url.slice(0, queryAt),
         status,
         duration_ms: Math.round((performance.now() - access.started) * 10) / 10,
-        bytes: req.socket.bytesWritten - access.bytesBefore,
+        bytes: access.socket.bytesWritten - access.bytesBefore,
         outcome: access.outcome,
         reason: access.reason,
         iss: principal?.issuer,
@@ -332,7 +336,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     const inbound = req.headers['x-request-id'];
     const requestId = typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID();
     res.setHeader('x-request-id', requestId);
-    const access = new Access(requestId, inFlight.begin(), req.socket.bytesWritten);
+    const access = new Access(requestId, inFlight.begin(), req.socket);
     res.once('close', () => {
       inFlight.end(access.ticket);
       settle(req, res, access);

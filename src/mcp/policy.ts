@@ -67,6 +67,8 @@ export class Policy {
 
   /** True when the token lacks a scope every request needs (`tokens.required_scopes`), hierarchy applied. */
   lacksRequired(granted: ReadonlySet<string>): boolean {
+    // The common case, scopes granted as they are required, needs no hierarchy walk (nor its sets).
+    if (this.#required.every((scope) => granted.has(scope))) return false;
     const effective = this.effectiveScopes(granted);
     return this.#required.some((scope) => !effective.has(scope));
   }

@@ -32,10 +32,10 @@ export function createRequestHeaderScrubber(policy: RequestHeaderPolicy): (heade
   // `expect` too: the proxy answers 100-continue itself, once the request is authorized.
   const always = new Set(['authorization', 'expect', ...HOP_BY_HOP, ...SPOOFABLE, ...policy.injectedNames].map(normalizeHeaderName));
   return (headers) => {
-    const listed = new Set(connectionListed(headers.connection).map(normalizeHeaderName));
-    for (const name of Object.keys(headers)) {
+    const listed = headers.connection === undefined ? undefined : new Set(connectionListed(headers.connection).map(normalizeHeaderName));
+    for (const name in headers) {
       const normalized = normalizeHeaderName(name);
-      if (always.has(normalized) || listed.has(normalized)) delete headers[name];
+      if (always.has(normalized) || listed?.has(normalized)) delete headers[name];
     }
   };
 }

@@ -224,6 +224,24 @@ describe('MCP-aware authorization', () => {
     expect(stack.mcp.requests.length).toBe(before);
   });
 
+  it('answers an oversized body sent without a length (chunked) with 413 too, not a reset', async () => {
+    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const before = stack.mcp.requests.length;
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(stack.mcpUrl, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      // The proxy stops reading at the cap and closes after its answer: a late write error is expected.
+      req.on('error', reject);
+      for (let i = 0; i < 8; i++) req.write('x'.repeat(16_384));
+      req.end();
+    });
+    expect(status).toBe(413);
+    expect(stack.mcp.requests.length).toBe(before);
+  });
+
   it('takes a client that leaves mid-body as an aborted request, not a proxy failure', async () => {
     const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
     const { connect } = await import('node:net');

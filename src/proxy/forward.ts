@@ -201,8 +201,8 @@ export class Forwarder {
 }
 
 /**
- * A body already read, handed to http-proxy-3 in place of the request stream (it only calls `pipe`).
- * One write of the whole buffer: a Readable per request cost more than the rest of forwarding it.
+ * A body already read, handed to http-proxy-3 in place of the request stream. http-proxy-3 only calls
+ * `pipe`, so one write of the whole buffer does, without a Readable and its buffering per request.
  */
 class BufferedBody extends Stream {
   readonly #body: Buffer;

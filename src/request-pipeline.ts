@@ -182,9 +182,9 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       return refuseThrown(res, access, error);
     }
     access.tokenHash = tokenLabel(token);
-    const known = verifier.known(token);
-    if (known) return admit(req, res, access, known, query);
-    return verifier.verify(token, access.socket.remoteAddress ?? '').then(
+    const verdict = verifier.verify(token, access.socket.remoteAddress ?? '');
+    if (!(verdict instanceof Promise)) return admit(req, res, access, verdict, query);
+    return verdict.then(
       (principal) => admit(req, res, access, principal, query),
       (error: unknown) => refuseThrown(res, access, error),
     );

@@ -158,11 +158,17 @@ export class TokenVerifier {
   }
 
   /**
-   * The principal of a token seen before, without a promise (the request path's common case): a JWT
-   * verified earlier, or an introspection answer cached by the servers in the order `verify` asks them.
-   * undefined means only `verify` can say; refusals are always left to it.
+   * Who the token speaks for. A token seen before (a JWT verified earlier, or an introspection answer
+   * cached by the servers in the order they are asked) is answered without a promise: that is the
+   * request path's common case. `client` (the peer IP) is charged for any introspection call the token
+   * causes.
    */
-  known(token: string): Principal | undefined {
+  verify(token: string, client = ''): Principal | Promise<Principal> {
+    return this.#known(token) ?? this.#lookUp(token, client);
+  }
+
+  /** A cached positive answer; refusals are always left to the lookup. */
+  #known(token: string): Principal | undefined {
     // Before decoding anything: a token verified earlier is a hash lookup away.
     const started = performance.now();
     const verified = this.#verified.get(token);
@@ -177,10 +183,7 @@ export class TokenVerifier {
     return undefined;
   }
 
-  /** `client` (the peer IP) is charged for any introspection call the token causes. */
-  async verify(token: string, client = ''): Promise<Principal> {
-    const known = this.known(token);
-    if (known) return known;
+  async #lookUp(token: string, client: string): Promise<Principal> {
     const started = performance.now();
     let issuer: unknown;
     // Counted before decoding: an opaque token would otherwise cost a thrown error on every request.

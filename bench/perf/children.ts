@@ -1,10 +1,9 @@
 // The child processes of the bench: each system under test, and the upstream, runs in its own process so
 // that /proc can tell its CPU time and memory apart from the load generator's (this process).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
+import { stopProcess } from '../processes.ts';
 
 const STOP_TIMEOUT_MS = 5_000;
 const POLL_MS = 100;
@@ -46,20 +45,10 @@ export function spawnNode(name: string, script: string, args: readonly string[],
     pid: proc.pid,
     exited: undefined,
     stderrTail: () => (existsSync(options.stderrPath) ? readFileSync(options.stderrPath, 'utf8').slice(-STDERR_TAIL_CHARS) : ''),
-    stop: () => stopProcess(proc),
+    stop: () => stopProcess(proc, STOP_TIMEOUT_MS),
   };
   proc.on('exit', (code, signal) => (child.exited = { code, signal }));
   return child;
-}
-
-/** SIGTERM, then SIGKILL if it is still there after a bound. */
-async function stopProcess(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = once(proc, 'exit');
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
-  await exited;
-  clearTimeout(timer);
 }
 
 /**
@@ -74,23 +63,6 @@ export async function waitUntil(child: Child, what: string, timeoutMs: number, p
     await delay(POLL_MS);
   }
   throw new Error(`${child.name}: not ${what} within ${timeoutMs} ms:\n${child.stderrTail()}`);
-}
-
-/**
- * `count` distinct ports free right now on 127.0.0.1. All are held open until every one is known, so two
- * of them can never be the same; another program may still take one before its child binds it, which
- * the caller handles by retrying (see isAddressInUse).
- */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = Array.from({ length: count }, () => createServer().listen(0, '127.0.0.1'));
-  await Promise.all(servers.map((server) => (server.listening ? undefined : once(server, 'listening'))));
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
-}
-
-export async function freePort(): Promise<number> {
-  return (await freePorts(1))[0]!;
 }
 
 /** The child died because its port was taken between freePorts() and its own listen(). */

@@ -4,7 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { Authority } from './authority.ts';
-import { freePort, freePorts, isAddressInUse, spawnNode, waitUntil, type Child } from './children.ts';
+import { freePort, freePorts } from '../processes.ts';
+import { isAddressInUse, spawnNode, waitUntil, type Child } from './children.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 const START_TIMEOUT_MS = 20_000;

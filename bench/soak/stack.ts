@@ -1,14 +1,13 @@
 // The parts under test: the real authorization server and MCP server in this process, and mcp-warden
 // as a child process (`node src/cli.ts --config FILE`), so its memory and event loop are its own.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { startAuthorizationServer, type StartedAuthorizationServer } from '../../demo/authorization-server.ts';
 import { startMcpServer, type StartedMcpServer } from '../../demo/mcp-server.ts';
+import { freePorts, stopProcess } from '../processes.ts';
 import { OTHER_OPAQUE_RESOURCE, OTHER_RESOURCE, SCOPES } from './tokens.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -40,7 +39,7 @@ export interface WardenChild {
 }
 
 export async function startSoakStack(workers: number): Promise<SoakStack> {
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const [port, adminPort] = (await freePorts(2)) as [number, number];
   const mcpUrl = `http://127.0.0.1:${port}/mcp`;
   const opaqueResource = `http://127.0.0.1:${port}/mcp-opaque`;
   const mcp = await startMcpServer();
@@ -114,7 +113,11 @@ function spawnWarden(configPath: string, env: Record<string, string>): WardenChi
     pid: proc.pid,
     exit: undefined,
     log: { lines: 0, tail: [] },
-    stop: () => stopChild(proc, () => (stopping = true)),
+    // SIGTERM lets the proxy drain within shutdown_grace.
+    stop: () => {
+      if (child.exit === undefined) stopping = true;
+      return stopProcess(proc, STOP_TIMEOUT_MS);
+    },
   };
   proc.on('exit', (code, signal) => (child.exit = { code, signal, expected: stopping }));
   // Both streams must be read, or a full pipe would block the child; only a tail is kept.
@@ -137,17 +140,6 @@ function keepLine(log: { lines: number; tail: string[] }, line: string): void {
   if (log.tail.length > LOG_TAIL_LINES) log.tail.shift();
 }
 
-/** SIGTERM (the proxy drains within shutdown_grace), then SIGKILL if it is still there after a bound. */
-async function stopChild(proc: ChildProcess, markStopping: () => void): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  markStopping();
-  const exited = once(proc, 'exit');
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
-  await exited;
-  clearTimeout(timer);
-}
-
 /** /readyz answers 200 once the proxy has the issuer's keys and introspection endpoint. */
 async function waitReady(adminUrl: string, child: WardenChild): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -161,14 +153,4 @@ async function waitReady(adminUrl: string, child: WardenChild): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`mcp-warden not ready within ${READY_TIMEOUT_MS} ms:\n${child.log.tail.join('\n')}`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
 }

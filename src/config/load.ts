@@ -33,11 +33,20 @@ export function parseConfigText(source: string, name = 'config'): Config {
 
 export function validateConfig(raw: unknown, name = 'config'): Config {
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(name, parsed.error.issues.flatMap(toProblems));
+  if (!parsed.success) {
+    const problems = parsed.error.issues.flatMap(toProblems);
+    // Cross-field checks do not run on a config with other problems; this one is worth naming anyway.
+    const given = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+    const servers = given.authorization_servers;
+    if ((servers === undefined || (Array.isArray(servers) && servers.length === 0)) && given.broker === undefined) problems.push(NO_ISSUER);
+    throw new ConfigError(name, problems);
+  }
   const problems = crossFieldProblems(parsed.data);
   if (problems.length > 0) throw new ConfigError(name, problems);
   return parsed.data;
 }
+
+const NO_ISSUER: ConfigProblem = { path: 'authorization_servers', message: 'at least one authorization server is required, unless broker is configured' };
 
 function toProblems(issue: z.core.$ZodIssue): ConfigProblem[] {
   if (issue.code === 'unrecognized_keys') {
@@ -64,6 +73,25 @@ function crossFieldProblems(config: Config): ConfigProblem[] {
     }
   };
   requireSecureUrl('resource.url', config.resource.url);
+  if (config.authorization_servers.length === 0 && !config.broker) problems.push(NO_ISSUER);
+  if (config.broker) {
+    const { broker } = config;
+    requireSecureUrl('broker.issuer', broker.issuer);
+    requireSecureUrl('broker.identity_provider.issuer', broker.identity_provider.issuer);
+    broker.clients.forEach((client, index) => {
+      for (const uri of client.redirect_uris) {
+        if (!isRedirectUriAllowed(uri)) problems.push({ path: `broker.clients[${index}].redirect_uris`, message: `${uri}: redirect URIs must be https, or http on a loopback host` });
+      }
+    });
+    const brokerIssuer = broker.issuer ?? new URL(config.resource.url).origin;
+    if (config.authorization_servers.some((server) => server.issuer === brokerIssuer)) {
+      problems.push({ path: 'authorization_servers', message: `${brokerIssuer} is the broker's issuer; it verifies its own tokens` });
+    }
+    if (!broker.identity_provider.scopes.includes('openid')) problems.push({ path: 'broker.identity_provider.scopes', message: 'must include openid: the login is an OpenID Connect one' });
+    if (new Set(broker.clients.map((client) => client.client_id)).size !== broker.clients.length) {
+      problems.push({ path: 'broker.clients', message: 'a client_id is listed twice' });
+    }
+  }
   const seen = new Set<string>();
   config.authorization_servers.forEach((server, index) => {
     requireSecureUrl(`authorization_servers[${index}].issuer`, server.issuer);
@@ -97,6 +125,18 @@ function crossFieldProblems(config: Config): ConfigProblem[] {
 /** `X_Api_Key` and `x-api-key` reach many servers as the same header, so they are compared as one. */
 export function normalizeHeaderName(name: string): string {
   return name.toLowerCase().replaceAll('_', '-');
+}
+
+/** OAuth 2.1 §2.3.1 / RFC 8252: https, or http only to the loopback interface (native apps). */
+export function isRedirectUriAllowed(uri: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return false;
+  }
+  if (url.hash !== '' || uri.includes('#')) return false;
+  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname));
 }
 
 export function isLoopbackHost(hostname: string): boolean {

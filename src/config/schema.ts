@@ -37,6 +37,15 @@ export const DEFAULTS = {
   maxStreamsPerPrincipal: 16,
   introspectionsPerClient: 50,
   maxConcurrentIntrospections: 64,
+  brokerStorePath: 'mcp-warden-broker.db',
+  brokerScopes: ['openid'],
+  brokerAccessTtl: '1h',
+  brokerRefreshTtl: '30d',
+  brokerCodeTtl: '60s',
+  brokerConsentRemember: '30d',
+  brokerLoginTimeout: '10m',
+  registrationsPerMinute: 10,
+  maxDynamicClients: 10_000,
 } as const;
 
 /** Asymmetric JWS algorithms only: symmetric ones would need a shared secret, and `none` is never a choice. */
@@ -296,13 +305,65 @@ const limits = z
   .refine((bounds) => bounds.request_timeout > bounds.headers_timeout, { message: 'request_timeout must be longer than headers_timeout', path: ['request_timeout'] })
   .prefault({});
 
+const preRegisteredClient = z.strictObject({
+  client_id: text().pipe(z.string().min(1).max(256)),
+  client_name: text().optional(),
+  redirect_uris: z.array(httpUrl()).min(1, 'a client needs at least one redirect URI'),
+  /** A confidential client authenticates at the token endpoint; without a secret the client is public (PKCE only). */
+  client_secret: secret().optional(),
+});
+
+/** Broker mode: mcp-warden is the authorization server MCP clients see, and logs users in at the identity provider. */
+const broker = z.strictObject({
+  /** The broker's issuer identifier; the origin of resource.url when omitted. */
+  issuer: httpUrl().optional(),
+  identity_provider: z.strictObject({
+    issuer: httpUrl(),
+    client_id: text().pipe(z.string().min(1)),
+    client_secret: secret(),
+    auth_method: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
+    scopes: z.array(scopeToken()).default([...DEFAULTS.brokerScopes]),
+    /** The ID token claim that names the user; it becomes the broker token's `sub`. */
+    subject_claim: z.string().min(1).default('sub'),
+    timeout: duration(DEFAULTS.jwksTimeout),
+  }),
+  clients: z.array(preRegisteredClient).default([]),
+  registration: z
+    .strictObject({
+      /** RFC 7591 dynamic client registration. */
+      dynamic: z.boolean().default(true),
+      /** Registrations one client IP may make per minute; 429 beyond. */
+      per_minute: count(DEFAULTS.registrationsPerMinute, 1, 10_000),
+      /** Dynamically registered clients kept at once; registration answers 503 beyond. */
+      max_clients: count(DEFAULTS.maxDynamicClients, 1, 10_000_000),
+    })
+    .prefault({}),
+  /** How long a user's approval of a client is remembered; the consent page is shown again after it. */
+  consent: z.strictObject({ remember: duration(DEFAULTS.brokerConsentRemember) }).prefault({}),
+  tokens: z
+    .strictObject({
+      access_ttl: duration(DEFAULTS.brokerAccessTtl),
+      refresh_ttl: duration(DEFAULTS.brokerRefreshTtl),
+      code_ttl: duration(DEFAULTS.brokerCodeTtl, 600_000),
+      /** Time for a user to get through consent and the identity provider's login. */
+      login_ttl: duration(DEFAULTS.brokerLoginTimeout),
+    })
+    .prefault({}),
+  /** A private JWK (RS256, ES256 or EdDSA) from a file or Secret; generated once and kept in the store when omitted. */
+  signing_key: secret().optional(),
+  store: z
+    .discriminatedUnion('type', [z.strictObject({ type: z.literal('sqlite'), path: text().pipe(z.string().min(1)).default(DEFAULTS.brokerStorePath) })])
+    .default({ type: 'sqlite', path: DEFAULTS.brokerStorePath }),
+});
+
 const lifecycle = z.strictObject({ shutdown_grace: duration(DEFAULTS.shutdownGrace) }).prefault({});
 
 export const configSchema = z.strictObject({
   listen,
   admin,
   resource,
-  authorization_servers: z.array(authorizationServer).min(1, 'at least one authorization server is required'),
+  /** Required unless the broker issues the tokens. */
+  authorization_servers: z.array(authorizationServer).default([]),
   tokens,
   upstream,
   cors,
@@ -311,10 +372,12 @@ export const configSchema = z.strictObject({
   logging,
   lifecycle,
   limits,
+  broker: broker.optional(),
   /** Allows plain http:// URLs for non-loopback hosts (resource, issuers, JWKS). Never in production. */
   insecure_allow_http: z.boolean().default(false),
 });
 
 export type Config = z.output<typeof configSchema>;
 export type AuthorizationServerConfig = Config['authorization_servers'][number];
+export type BrokerConfig = NonNullable<Config['broker']>;
 export type CredentialConfig = Config['upstream']['credential'];

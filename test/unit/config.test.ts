@@ -152,3 +152,46 @@ upstream: { url: http://127.0.0.1:3000 }
     expect(problemsOf(twice)).toEqual([{ path: 'authorization_servers[1].issuer', message: 'this issuer is listed twice' }]);
   });
 });
+
+describe('config: broker mode', () => {
+  const broker = `
+resource: { url: https://mcp.example.com/mcp }
+upstream: { url: http://127.0.0.1:3000 }
+broker:
+  identity_provider: { issuer: https://login.example.com/tenant/v2.0, client_id: mcp-warden, client_secret: "\${env:IDP_SECRET}" }
+`;
+
+  it('needs no authorization_servers, and fills the broker defaults', () => {
+    const config = parseConfigText(broker);
+    expect(config.authorization_servers).toEqual([]);
+    expect(config.broker).toMatchObject({
+      identity_provider: { client_secret: { kind: 'env', name: 'IDP_SECRET' }, scopes: ['openid'], subject_claim: 'sub', auth_method: 'client_secret_basic' },
+      registration: { dynamic: true, per_minute: 10, max_clients: 10_000 },
+      consent: { remember: 30 * 86_400_000 },
+      tokens: { access_ttl: 3_600_000, refresh_ttl: 30 * 86_400_000, code_ttl: 60_000, login_ttl: 600_000 },
+      store: { type: 'sqlite', path: 'mcp-warden-broker.db' },
+    });
+  });
+
+  it('still needs an issuer without a broker', () => {
+    expect(problemsOf(minimal.replace('authorization_servers: [{ issuer: https://idp.example.com }]', ''))).toEqual([
+      { path: 'authorization_servers', message: 'at least one authorization server is required, unless broker is configured' },
+    ]);
+  });
+
+  it('refuses a client secret written in the YAML, unsafe redirect URIs, a login without openid, and the broker listed as a foreign issuer', () => {
+    const problems = problemsOf(
+      `${broker.replace('"${env:IDP_SECRET}"', 'plain-secret')}
+  clients: [{ client_id: a, redirect_uris: [http://app.example.com/cb] }, { client_id: a, redirect_uris: [https://app.example.com/cb] }]
+`,
+    );
+    expect(problems.map((problem) => problem.path)).toEqual(['broker.identity_provider.client_secret']);
+    const more = problemsOf(
+      `${broker.replace('client_id: mcp-warden,', 'client_id: mcp-warden, scopes: [email],')}
+  clients: [{ client_id: a, redirect_uris: [http://app.example.com/cb] }, { client_id: a, redirect_uris: [http://127.0.0.1:33418/cb] }]
+authorization_servers: [{ issuer: https://mcp.example.com }]
+`,
+    );
+    expect(more.map((problem) => problem.path).sort()).toEqual(['authorization_servers', 'broker.clients', 'broker.clients[0].redirect_uris', 'broker.identity_provider.scopes']);
+  });
+});

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { extractBearerToken } from './auth/bearer.ts';
 import { challengeFor } from './auth/challenge.ts';
+import type { Broker } from './broker/broker.ts';
 import { AuthFailure } from './auth/failure.ts';
 import type { Principal } from './auth/principal.ts';
 import { stepUpScopes } from './auth/scopes.ts';
@@ -31,6 +32,8 @@ import type { createIdentityHeaders } from './upstream/identity-headers.ts';
 export interface PipelineParts {
   readonly config: Config;
   readonly metadata: ProtectedResourceMetadata;
+  /** Broker mode: its endpoints are served here, before any token is asked for. */
+  readonly broker: Broker | undefined;
   readonly verifier: TokenVerifier;
   readonly policy: Policy;
   readonly sessions: SessionBinding | undefined;
@@ -86,7 +89,7 @@ class Access {
  * the same turn it arrived: every promise, listener and closure per request showed in the profile.
  */
 export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
-  const { config, metadata, verifier, policy, sessions, forwarder, credential, identity, metrics, logger, inFlight, streams } = parts;
+  const { config, metadata, broker, verifier, policy, sessions, forwarder, credential, identity, metrics, logger, inFlight, streams } = parts;
   const publicUrl = new URL(config.resource.url);
   const cors = createCors(config.cors.allowed_origins, publicUrl.origin);
   const scrub = createRequestHeaderScrubber({ injectedNames: [...credential.headerNames, ...identity.headerNames, 'x-request-id'] });
@@ -166,6 +169,11 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       }
       return;
     }
+    // The authorization server's own endpoints: public by nature, each checks what it needs.
+    if (broker?.routes(path)) {
+      access.outcome = 'broker';
+      return broker.handle(req, res, path, query);
+    }
     if (req.method === 'OPTIONS' && origin !== undefined && req.headers['access-control-request-method'] !== undefined) {
       access.outcome = 'preflight';
       cors.preflight(origin, res);
@@ -182,7 +190,12 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       return refuseThrown(res, access, error);
     }
     access.tokenHash = tokenLabel(token);
-    const verdict = verifier.verify(token, access.socket.remoteAddress ?? '');
+    let verdict: Principal | Promise<Principal>;
+    try {
+      verdict = verifier.verify(token, access.socket.remoteAddress ?? '');
+    } catch (error) {
+      return refuseThrown(res, access, error);
+    }
     if (!(verdict instanceof Promise)) return admit(req, res, access, verdict, query);
     return verdict.then(
       (principal) => admit(req, res, access, principal, query),

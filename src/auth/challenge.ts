@@ -32,6 +32,7 @@ export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
   // A proof-of-possession token (RFC 9449, RFC 8705) must not be downgraded to a bearer token.
   sender_constrained: { status: 401, error: 'invalid_token', description: 'sender-constrained tokens are not accepted as bearer tokens' },
   inactive: { status: 401, error: 'invalid_token', description: 'token is not active' },
+  revoked: { status: 401, error: 'invalid_token', description: 'token was revoked' },
   insufficient_scope: { status: 403, error: 'insufficient_scope', description: 'token lacks a required scope' },
   verifier_unavailable: { status: 503, description: 'token verification temporarily unavailable' },
   origin_denied: { status: 403, request: true, description: 'this Origin may not call the MCP endpoint' },

@@ -20,6 +20,7 @@ export const AUTH_FAILURE_REASONS = [
   'missing_claim',
   'sender_constrained',
   'inactive',
+  'revoked',
   'insufficient_scope',
   'verifier_unavailable',
   'origin_denied',

@@ -6,7 +6,9 @@ export type KeyFetchResult = 'ok' | FetchFailureKind | 'invalid_jwks';
 
 export interface KeySetOptions {
   /** Where the keys are; called again after a failure, so discovery is retried too. */
-  readonly jwksUri: () => Promise<string>;
+  readonly jwksUri?: () => Promise<string>;
+  /** The key set itself, for keys this process holds (the broker's): nothing is fetched then. */
+  readonly document?: () => Promise<unknown>;
   readonly timeoutMs: number;
   /** The least time between two fetches triggered by an unknown `kid` (a flood of them costs one fetch). */
   readonly cooldownMs: number;
@@ -121,10 +123,10 @@ export class KeySet {
     this.#lastAttempt = this.#now();
     let document: unknown;
     try {
-      document = await fetchJson(await this.#options.jwksUri(), {
-        timeoutMs: this.#options.timeoutMs,
-        maxBytes: this.#options.maxBytes ?? DEFAULT_MAX_BYTES,
-      });
+      const { jwksUri, document: local } = this.#options;
+      document = local
+        ? await local()
+        : await fetchJson(await jwksUri!(), { timeoutMs: this.#options.timeoutMs, maxBytes: this.#options.maxBytes ?? DEFAULT_MAX_BYTES });
     } catch (error) {
       this.#options.onFetch?.(error instanceof FetchFailure ? error.kind : 'network', 0);
       throw error;

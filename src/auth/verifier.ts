@@ -20,6 +20,17 @@ export interface VerifierHooks {
   readonly onVerification?: (method: 'jwt' | 'introspection', cache: CacheLookup, seconds: number) => void;
 }
 
+/**
+ * An issuer whose keys this process holds (the broker's): its tokens are verified like any JWT, against
+ * its public key set, and refused once revoked even though they have not expired.
+ */
+export interface OwnIssuer {
+  readonly issuer: string;
+  readonly jwks: { readonly keys: readonly object[] };
+  readonly algorithms: readonly string[];
+  readonly isRevoked: (principal: Principal) => boolean;
+}
+
 /** One authorization server's ways of checking a token: local JWT verification, introspection, or both. */
 interface ServerVerifiers {
   readonly issuer: string;
@@ -41,7 +52,7 @@ export class TokenVerifier {
   readonly #introspectors: readonly ServerVerifiers[];
   readonly #resolvedEndpoints = new Set<string>();
 
-  constructor(config: Config, secrets: ReadonlyMap<string, SecretSource>, hooks: VerifierHooks = {}) {
+  constructor(config: Config, secrets: ReadonlyMap<string, SecretSource>, hooks: VerifierHooks = {}, own?: OwnIssuer) {
     const { tokens } = config;
     const audiences = [config.resource.url, ...tokens.audiences];
     const clockToleranceSeconds = tokens.clock_tolerance / 1000;
@@ -109,12 +120,36 @@ export class TokenVerifier {
         return [server.issuer, { issuer: server.issuer, jwt, introspection }];
       }),
     );
+    if (own) {
+      const servers = this.#servers as Map<string, ServerVerifiers>;
+      servers.set(own.issuer, {
+        issuer: own.issuer,
+        introspection: undefined,
+        jwt: {
+          issuer: own.issuer,
+          audiences,
+          algorithms: own.algorithms,
+          requireAtJwtTyp: true,
+          scopeClaim: 'scope',
+          clockToleranceSeconds,
+          keySet: new KeySet({
+            document: async () => own.jwks,
+            timeoutMs: tokens.jwks.timeout,
+            cooldownMs: tokens.jwks.cooldown,
+            refreshMs: Number.POSITIVE_INFINITY,
+            maxStaleMs: Number.POSITIVE_INFINITY,
+          }),
+        },
+      });
+      this.#isRevoked = own.isRevoked;
+    }
     this.#introspectors = [...this.#servers.values()].filter((server) => server.introspection);
     this.#verified = new VerifiedTokens({ maxEntries: tokens.cache.max_entries });
     this.#hooks = hooks;
   }
 
   readonly #hooks: VerifierHooks;
+  readonly #isRevoked: ((principal: Principal) => boolean) | undefined;
   /** Verified JWTs of every issuer; each entry is checked against its own issuer's key set. */
   readonly #verified: VerifiedTokens;
 
@@ -161,11 +196,19 @@ export class TokenVerifier {
    * Who the token speaks for. A token seen before (a JWT verified earlier, or an introspection answer
    * cached by the servers in the order they are asked) is answered without a promise: that is the
    * request path's common case. `client` (the peer IP) is charged for any introspection call the token
-   * causes.
+   * causes. Throws (synchronously for a known token) an AuthFailure for a revoked one.
    */
   verify(token: string, client = ''): Principal | Promise<Principal> {
-    return this.#known(token) ?? this.#lookUp(token, client);
+    const principal = this.#known(token) ?? this.#lookUp(token, client);
+    if (!this.#isRevoked) return principal;
+    return principal instanceof Promise ? principal.then(this.#unrevoked) : this.#unrevoked(principal);
   }
+
+  /** Checked on every use, cached or not: a revocation must not wait for a cache entry to age out. */
+  readonly #unrevoked = (principal: Principal): Principal => {
+    if (this.#isRevoked!(principal)) throw new AuthFailure('revoked', 'the token was revoked', principal.issuer);
+    return principal;
+  };
 
   /** A cached positive answer; refusals are always left to the lookup. */
   #known(token: string): Principal | undefined {

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.ts';
+import { createBroker, type Broker } from './broker/broker.ts';
 import { TokenVerifier } from './auth/verifier.ts';
 import { ConfigError, type ConfigProblem } from './config/errors.ts';
 import type { Config } from './config/schema.ts';
@@ -57,13 +58,23 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     closeSecrets();
     throw new ConfigError('config', missing);
   }
-  const metrics = new Metrics(config.authorization_servers.map((server) => server.issuer), { version: packageVersion() });
+  let broker: Broker | undefined;
+  const brokerIssuer = config.broker ? (config.broker.issuer ?? new URL(config.resource.url).origin) : undefined;
+  const metrics = new Metrics([...(brokerIssuer ? [brokerIssuer] : []), ...config.authorization_servers.map((server) => server.issuer)], { version: packageVersion() });
+  if (config.broker) {
+    try {
+      broker = await createBroker(config, config.broker, { logger, metrics });
+    } catch (error) {
+      closeSecrets();
+      throw error;
+    }
+  }
   const verifier = new TokenVerifier(config, introspectionSecrets, {
     onKeyFetch: (issuer, result, count) => metrics.keyFetch(issuer, result, count),
     onIntrospection: (issuer, result, seconds) => metrics.introspection(issuer, result, seconds),
     onCacheLookup: (issuer, lookup) => metrics.cacheLookup(issuer, lookup),
     onVerification: (method, cache, seconds) => metrics.verification(method, cache, seconds),
-  });
+  }, broker?.ownIssuer);
   metrics.countCachedTokens(() => verifier.cachedTokens);
   const readiness = new Readiness(() => verifier.ready);
   const inFlight = new InFlight();
@@ -82,7 +93,8 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   });
   const pipeline = createRequestPipeline({
     config,
-    metadata: buildProtectedResourceMetadata(config),
+    metadata: buildProtectedResourceMetadata(config, broker?.issuer),
+    broker,
     verifier,
     policy: new Policy(config),
     sessions: config.sessions.bind ? new SessionBinding({ maxEntries: config.sessions.max_entries, idleTtlMs: config.sessions.idle_ttl }) : undefined,
@@ -146,6 +158,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       admin.closeAllConnections();
       await closed;
       forwarder.close();
+      broker?.close();
       closeSecrets();
       process.off('unhandledRejection', onUnhandled);
       logger.info('stopped');

@@ -16,7 +16,7 @@ export interface ProtectedResourceMetadata {
  * every URL here comes from config, never from `Host` or `X-Forwarded-*`, so a client cannot choose
  * the audience it is told to ask for.
  */
-export function buildProtectedResourceMetadata(config: Config): ProtectedResourceMetadata {
+export function buildProtectedResourceMetadata(config: Config, brokerIssuer?: string): ProtectedResourceMetadata {
   const resource = new URL(config.resource.url);
   const resourcePath = resource.pathname === '/' ? '' : resource.pathname;
   const pathInserted = `${WELL_KNOWN}${resourcePath}`;
@@ -25,7 +25,8 @@ export function buildProtectedResourceMetadata(config: Config): ProtectedResourc
 
   const document: Record<string, unknown> = {
     resource: config.resource.url,
-    authorization_servers: config.authorization_servers.map((server) => server.issuer),
+    // The broker comes first: clients take the first authorization server they can use.
+    authorization_servers: [...(brokerIssuer ? [brokerIssuer] : []), ...config.authorization_servers.map((server) => server.issuer)],
     bearer_methods_supported: ['header'],
   };
   // RFC 9728 §3.2: members with zero elements are omitted.

@@ -6,7 +6,7 @@ import type { KeyFetchResult } from '../auth/key-set.ts';
 import type { ConnectionDrop } from '../proxy/connection-limits.ts';
 
 /** How a request ended, from the client's point of view; a closed set. */
-export type Outcome = 'allowed' | 'denied' | 'unavailable' | 'upstream_error' | 'metadata' | 'preflight';
+export type Outcome = 'allowed' | 'denied' | 'unavailable' | 'upstream_error' | 'metadata' | 'preflight' | 'broker';
 
 const UNKNOWN_ISSUER = 'unknown';
 
@@ -58,6 +58,7 @@ export class Metrics {
   readonly #mcpRequests: Counter<'method'>;
   readonly #droppedConnections: Counter<'reason'>;
   readonly #unhandledErrors: Counter;
+  readonly #brokerEvents: Counter<'event' | 'result'>;
 
   constructor(issuers: readonly string[], build: { version: string }) {
     this.#issuers = new Set(issuers);
@@ -168,6 +169,12 @@ export class Metrics {
       help: 'Promise rejections nothing handled: logged and counted, the process keeps serving.',
       registers: [this.registry],
     });
+    this.#brokerEvents = new Counter({
+      name: 'mcp_warden_broker_events_total',
+      help: 'Broker mode: registrations, authorizations, consents, logins at the identity provider, token grants, replays and revocations, by result (ok or an OAuth error code).',
+      labelNames: ['event', 'result'],
+      registers: [this.registry],
+    });
     for (const reason of ['max_connections', 'max_connections_per_ip'] satisfies ConnectionDrop[]) this.#droppedConnections.inc({ reason }, 0);
     // Every reason exists from the start, so rate() and alerts work before the first failure.
     for (const reason of AUTH_FAILURE_REASONS) this.#authFailures.inc({ reason, issuer: UNKNOWN_ISSUER }, 0);
@@ -240,6 +247,11 @@ export class Metrics {
 
   connectionDropped(reason: ConnectionDrop): void {
     this.#droppedConnections.inc({ reason });
+  }
+
+  /** Both labels come from the broker's own fixed strings, never from a request. */
+  brokerEvent(event: string, result: string): void {
+    this.#brokerEvents.inc({ event, result });
   }
 
   unhandledError(): void {

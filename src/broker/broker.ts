@@ -1,0 +1,187 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { OwnIssuer } from '../auth/verifier.ts';
+import type { BrokerConfig, Config } from '../config/schema.ts';
+import { openSecretSource, type SecretSource } from '../config/secret-source.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { sendJson } from '../proxy/respond.ts';
+import { TokenBuckets } from '../auth/token-buckets.ts';
+import { AccessTokens } from './access-tokens.ts';
+import { ClientRegistry, type PreRegistered } from './clients.ts';
+import { BrowserCookies } from './cookies.ts';
+import { brokerEndpoints, pathOf } from './endpoints.ts';
+import { methodNotAllowed, OAuthError, PUBLIC_CORS, readJson, sendOAuthError } from './http.ts';
+import { IdentityProvider } from './identity-provider.ts';
+import { LoginFlow } from './login-flow.ts';
+import { buildAuthorizationServerMetadata } from './metadata.ts';
+import { sendErrorPage } from './pages.ts';
+import { handleRevocation } from './revocation-endpoint.ts';
+import { Revocations } from './revocations.ts';
+import { loadSigningKey } from './signing-key.ts';
+import { SqliteStore } from './sqlite-store.ts';
+import type { BrokerStore } from './store.ts';
+import { TokenEndpoint } from './token-endpoint.ts';
+
+const PURGE_EVERY_MS = 60_000;
+
+export interface Broker {
+  readonly issuer: string;
+  /** How the resource-server path verifies the broker's tokens, and refuses revoked ones. */
+  readonly ownIssuer: OwnIssuer;
+  /** Whether a request path is one of the broker's. */
+  routes(path: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse, path: string, query: string): Promise<void>;
+  close(): void;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, query: string) => Promise<void> | void;
+interface Route {
+  readonly methods: Readonly<Record<string, Handler>>;
+  /** Browser fetches from any origin are allowed (no cookies are involved); navigations get no CORS. */
+  readonly cors: boolean;
+}
+
+/**
+ * Builds the broker from its config: the store (opened, key loaded or created, revocations read) before
+ * the main listener takes a request, so a broker that cannot keep its promises never starts.
+ */
+export async function createBroker(config: Config, settings: BrokerConfig, deps: { logger: Logger; metrics: Metrics }): Promise<Broker> {
+  const { logger, metrics } = deps;
+  const issuer = settings.issuer ?? new URL(config.resource.url).origin;
+  const endpoints = brokerEndpoints(issuer);
+  const secrets: SecretSource[] = [];
+  const open = (ref: Parameters<typeof openSecretSource>[0]) => {
+    const source = openSecretSource(ref);
+    secrets.push(source);
+    return source;
+  };
+  const store: BrokerStore = new SqliteStore(settings.store.path);
+  const closeAll = () => {
+    for (const source of secrets) source.close();
+    store.close();
+  };
+  try {
+    const configuredKey = settings.signing_key ? open(settings.signing_key).current() : undefined;
+    if (configuredKey && !configuredKey.ok) throw new Error(`broker.signing_key: ${configuredKey.problem}`);
+    const key = await loadSigningKey(store, configuredKey?.value);
+    const revocations = new Revocations(store, issuer);
+    await revocations.load();
+    const idpSecret = open(settings.identity_provider.client_secret);
+    const idpSecretValue = idpSecret.current();
+    if (!idpSecretValue.ok) throw new Error(`broker.identity_provider.client_secret: ${idpSecretValue.problem}`);
+    const preRegistered: PreRegistered[] = settings.clients.map((client) => ({
+      client: {
+        client_id: client.client_id,
+        client_name: client.client_name,
+        redirect_uris: client.redirect_uris,
+        grant_types: ['authorization_code', 'refresh_token'],
+        token_endpoint_auth_method: client.client_secret ? 'client_secret_basic' : 'none',
+        client_id_issued_at: 0,
+      },
+      secret: client.client_secret ? open(client.client_secret) : undefined,
+    }));
+    const clients = new ClientRegistry(store, preRegistered);
+    const accessTokens = new AccessTokens(issuer, key, settings.tokens.access_ttl);
+    const login = new LoginFlow({
+      store,
+      clients,
+      identityProvider: new IdentityProvider(settings.identity_provider, idpSecret),
+      endpoints,
+      cookies: new BrowserCookies(issuer),
+      terms: { resource: config.resource.url, scopesSupported: config.resource.scopes_supported, defaultScopes: config.tokens.required_scopes },
+      loginTtlMs: settings.tokens.login_ttl,
+      codeTtlMs: settings.tokens.code_ttl,
+      consentTtlMs: settings.consent.remember,
+      onEvent: (event, result) => metrics.brokerEvent(event, result),
+      logger,
+    });
+    const tokens = new TokenEndpoint({
+      store,
+      clients,
+      login,
+      accessTokens,
+      revocations,
+      refreshTtlMs: settings.tokens.refresh_ttl,
+      onGrant: (grantType, result) => metrics.brokerEvent(`token:${grantType}`, result),
+      onReplay: (kind) => {
+        metrics.brokerEvent(`replay:${kind}`, 'revoked');
+        logger.warn({ kind }, 'broker: a used credential came back; its grant is revoked');
+      },
+    });
+    const registrations = new TokenBuckets({ perSecond: settings.registration.per_minute / 60, burst: settings.registration.per_minute });
+    const metadata = buildAuthorizationServerMetadata(endpoints, { scopes: config.resource.scopes_supported, dynamicRegistration: settings.registration.dynamic });
+    const jwks = JSON.stringify({ keys: [key.publicJwk] });
+
+    const register: Handler = async (req, res) => {
+      const ip = req.socket.remoteAddress ?? '';
+      if (!registrations.take(ip)) {
+        metrics.brokerEvent('register', 'rate_limited');
+        return sendOAuthError(res, new OAuthError('rate_limited', 'too many registrations from this address', 429), { 'retry-after': String(Math.max(1, registrations.retryAfter(ip))) });
+      }
+      const body = await readJson(req);
+      if ((await store.count('client')) >= settings.registration.max_clients) {
+        metrics.brokerEvent('register', 'full');
+        return sendOAuthError(res, new OAuthError('temporarily_unavailable', 'this server takes no more client registrations', 503));
+      }
+      const registered = await clients.register(body);
+      metrics.brokerEvent('register', 'ok');
+      logger.info({ client_id: registered.client_id, client_name: registered.client_name, redirect_uris: registered.redirect_uris }, 'broker: client registered');
+      sendJson(res, 201, registered, PUBLIC_CORS);
+    };
+    const document = (body: string, cache: string): Handler => (_req, res) => sendJson(res, 200, body, { ...PUBLIC_CORS, 'cache-control': cache });
+
+    const routes = new Map<string, Route>();
+    for (const path of endpoints.metadataPaths) routes.set(path, { cors: true, methods: { GET: document(metadata, 'public, max-age=300') } });
+    routes.set(pathOf(endpoints.jwks), { cors: true, methods: { GET: document(jwks, 'public, max-age=300') } });
+    routes.set(pathOf(endpoints.token), { cors: true, methods: { POST: (req, res) => tokens.handle(req, res) } });
+    routes.set(pathOf(endpoints.revocation), {
+      cors: true,
+      methods: {
+        POST: (req, res) =>
+          handleRevocation({ store, clients, accessTokens, revocations, refreshTtlMs: settings.tokens.refresh_ttl, onRevoke: (kind) => metrics.brokerEvent('revoke', kind) }, req, res),
+      },
+    });
+    if (settings.registration.dynamic) routes.set(pathOf(endpoints.registration), { cors: true, methods: { POST: register } });
+    routes.set(pathOf(endpoints.authorization), { cors: false, methods: { GET: (req, res, query) => login.authorize(req, res, query) } });
+    routes.set(pathOf(endpoints.consent), { cors: false, methods: { POST: (req, res) => login.consent(req, res) } });
+    routes.set(pathOf(endpoints.callback), { cors: false, methods: { GET: (req, res, query) => login.callback(req, res, query) } });
+
+    const purge = setInterval(() => {
+      revocations.prune();
+      store.purgeExpired().catch((error: unknown) => logger.error({ err: error }, 'broker: purging expired records failed'));
+    }, PURGE_EVERY_MS);
+    purge.unref();
+    logger.info({ issuer, store: settings.store.type, kid: key.kid, identity_provider: settings.identity_provider.issuer }, 'broker ready');
+
+    return {
+      issuer,
+      ownIssuer: { issuer, jwks: { keys: [key.publicJwk] }, algorithms: [key.alg], isRevoked: revocations.isRevoked },
+      routes: (path) => routes.has(path),
+      async handle(req, res, path, query) {
+        const route = routes.get(path)!;
+        const method = req.method === 'HEAD' && route.methods.GET ? 'GET' : (req.method ?? '');
+        if (method === 'OPTIONS' && route.cors) {
+          res.writeHead(204, { ...PUBLIC_CORS, 'access-control-allow-methods': `${Object.keys(route.methods).join(', ')}, OPTIONS`, 'content-length': '0' });
+          res.end();
+          return;
+        }
+        const handler = route.methods[method];
+        if (!handler) return methodNotAllowed(res, [...Object.keys(route.methods), ...(route.methods.GET ? ['HEAD'] : []), ...(route.cors ? ['OPTIONS'] : [])].join(', '));
+        try {
+          await handler(req, res, query);
+        } catch (error) {
+          if (!(error instanceof OAuthError)) throw error;
+          if (route.cors) return sendOAuthError(res, error, error.code === 'invalid_client' && req.headers.authorization ? { 'www-authenticate': 'Basic realm="mcp-warden"' } : {});
+          sendErrorPage(res, error.status, error.message);
+        }
+      },
+      close() {
+        clearInterval(purge);
+        closeAll();
+      },
+    };
+  } catch (error) {
+    closeAll();
+    throw error;
+  }
+}

@@ -1,0 +1,137 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendJson } from '../proxy/respond.ts';
+import type { AccessTokens } from './access-tokens.ts';
+import type { BrokerClient, ClientRegistry } from './clients.ts';
+import { OAuthError, PUBLIC_CORS, readForm, type FormParams } from './http.ts';
+import type { LoginFlow } from './login-flow.ts';
+import type { Revocations } from './revocations.ts';
+import { hashSecret, newSecret, PKCE_VALUE, s256 } from './secrets.ts';
+import type { BrokerStore } from './store.ts';
+
+/** A refresh token's record, kept under its hash; rotation marks it used and issues the next one. */
+interface RefreshGrant {
+  readonly clientId: string;
+  readonly subject: string;
+  readonly resource: string;
+  readonly scope: readonly string[];
+  readonly grantId: string;
+}
+
+export interface TokenEndpointOptions {
+  readonly store: BrokerStore;
+  readonly clients: ClientRegistry;
+  readonly login: LoginFlow;
+  readonly accessTokens: AccessTokens;
+  readonly revocations: Revocations;
+  readonly refreshTtlMs: number;
+  readonly onGrant: (grantType: string, result: string) => void;
+  readonly onReplay: (kind: 'authorization_code' | 'refresh_token') => void;
+}
+
+/**
+ * RFC 6749 §3.2 with OAuth 2.1's rules: single-use codes bound to the client, redirect URI, PKCE verifier
+ * and resource; refresh tokens rotated on every use, and a reused one taken as theft: the whole family
+ * (every refresh token and access token of that grant) is revoked.
+ */
+export class TokenEndpoint {
+  readonly #o: TokenEndpointOptions;
+
+  constructor(options: TokenEndpointOptions) {
+    this.#o = options;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const form = await readForm(req);
+    const grantType = form.get('grant_type');
+    const label = grantType === 'authorization_code' || grantType === 'refresh_token' ? grantType : 'other';
+    try {
+      const client = await this.#o.clients.authenticate(req, form);
+      let body: Record<string, unknown>;
+      if (grantType === 'authorization_code') body = await this.#authorizationCode(client, form);
+      else if (grantType === 'refresh_token') body = await this.#refreshToken(client, form);
+      else throw new OAuthError('unsupported_grant_type', 'grant_type must be authorization_code or refresh_token');
+      this.#o.onGrant(label, 'ok');
+      sendJson(res, 200, body, { ...PUBLIC_CORS, pragma: 'no-cache' });
+    } catch (error) {
+      if (error instanceof OAuthError) this.#o.onGrant(label, error.code);
+      throw error;
+    }
+  }
+
+  async #authorizationCode(client: BrokerClient, form: FormParams): Promise<Record<string, unknown>> {
+    const code = form.get('code');
+    if (!code) throw new OAuthError('invalid_request', 'code is required');
+    const redeemed = await this.#o.login.redeemCode(code);
+    if (!redeemed) throw new OAuthError('invalid_grant', 'the code is invalid or expired');
+    const { grant } = redeemed;
+    if (!redeemed.first) {
+      // RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: a code used twice was stolen or leaked; what it issued goes too.
+      this.#o.onReplay('authorization_code');
+      await this.#revokeGrant(grant.grantId);
+      throw new OAuthError('invalid_grant', 'the code was already used; the tokens issued from it are revoked');
+    }
+    const { request } = grant;
+    if (request.client_id !== client.client_id) throw new OAuthError('invalid_grant', 'the code was issued to another client');
+    const redirectUri = form.get('redirect_uri');
+    if (redirectUri !== undefined ? redirectUri !== request.redirect_uri : request.redirect_uri_given) {
+      throw new OAuthError('invalid_grant', 'redirect_uri does not match the authorization request');
+    }
+    const verifier = form.get('code_verifier');
+    if (verifier === undefined || !PKCE_VALUE.test(verifier) || s256(verifier) !== request.code_challenge) {
+      throw new OAuthError('invalid_grant', 'the PKCE code_verifier does not match the code_challenge');
+    }
+    this.#checkResource(form, request.resource);
+    return this.#issue(client, { clientId: client.client_id, subject: grant.subject, resource: request.resource, scope: request.scope, grantId: grant.grantId });
+  }
+
+  async #refreshToken(client: BrokerClient, form: FormParams): Promise<Record<string, unknown>> {
+    const token = form.get('refresh_token');
+    if (!token) throw new OAuthError('invalid_request', 'refresh_token is required');
+    const used = await this.#o.store.use<RefreshGrant>('refresh', hashSecret(token));
+    if (!used || this.#o.revocations.isGrantRevoked(used.value.grantId)) throw new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
+    const grant = used.value;
+    if (grant.clientId !== client.client_id) throw new OAuthError('invalid_grant', 'the refresh token was issued to another client');
+    if (!used.first) {
+      // OAuth 2.1 §4.3.1 / RFC 9700 §4.14.2: a rotated token came back, so two parties hold the family.
+      this.#o.onReplay('refresh_token');
+      await this.#revokeGrant(grant.grantId);
+      throw new OAuthError('invalid_grant', 'the refresh token was already used; its whole grant is revoked');
+    }
+    this.#checkResource(form, grant.resource);
+    const asked = form.get('scope');
+    let scope = grant.scope;
+    if (asked !== undefined) {
+      const narrowed = [...new Set(asked.split(' ').filter(Boolean))];
+      if (narrowed.some((token) => !grant.scope.includes(token))) throw new OAuthError('invalid_scope', 'a refresh cannot widen the grant');
+      scope = narrowed;
+    }
+    return this.#issue(client, grant, scope);
+  }
+
+  #checkResource(form: FormParams, resource: string): void {
+    const asked = form.get('resource');
+    if (asked !== undefined && asked !== resource) throw new OAuthError('invalid_target', 'tokens are issued only for the resource of the grant');
+  }
+
+  /** `scope` may narrow the access token (RFC 6749 §6); the refresh token keeps the whole grant. */
+  async #issue(client: BrokerClient, grant: RefreshGrant, scope = grant.scope): Promise<Record<string, unknown>> {
+    const accessToken = await this.#o.accessTokens.issue({ ...grant, scope });
+    const body: Record<string, unknown> = {
+      access_token: accessToken,
+      token_type: 'Bearer',
+      expires_in: this.#o.accessTokens.ttlSeconds,
+      scope: scope.join(' '),
+    };
+    if (client.grant_types.includes('refresh_token')) {
+      const refreshToken = newSecret();
+      await this.#o.store.put('refresh', hashSecret(refreshToken), grant, Date.now() + this.#o.refreshTtlMs);
+      body.refresh_token = refreshToken;
+    }
+    return body;
+  }
+
+  /** Until every token of the family has expired: the newest refresh token lives at most refresh_ttl. */
+  #revokeGrant(grantId: string): Promise<void> {
+    return this.#o.revocations.revokeGrant(grantId, Date.now() + Math.max(this.#o.refreshTtlMs, this.#o.accessTokens.ttlSeconds * 1000));
+  }
+}

@@ -171,11 +171,11 @@ function asMinter(url: string, body: URLSearchParams): Promise<Response> {
   });
 }
 
-/** Logs the user in as demo-user and grants what the client asked for, with no page in between. */
-async function approve(provider: Provider, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** Logs the user in (as demo-user unless told) and grants what the client asked for, with no page in between. */
+export async function approve(provider: Provider, req: IncomingMessage, res: ServerResponse, account = DEMO_ACCOUNT): Promise<void> {
   const details = await provider.interactionDetails(req, res);
   if (details.prompt.name === 'login') {
-    await provider.interactionFinished(req, res, { login: { accountId: DEMO_ACCOUNT } }, { mergeWithLastSubmission: false });
+    await provider.interactionFinished(req, res, { login: { accountId: account } }, { mergeWithLastSubmission: false });
     return;
   }
   const grant = details.grantId

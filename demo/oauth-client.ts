@@ -7,7 +7,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 
 /** Never served: the walker stops when a redirect points here and reads the code from it. */
-const REDIRECT_URI = 'http://127.0.0.1:1/callback';
+export const REDIRECT_URI = 'http://127.0.0.1:1/callback';
 const MAX_HOPS = 20;
 
 export interface OAuthConnection<T extends StreamableHTTPClientTransport | SSEClientTransport = StreamableHTTPClientTransport> {
@@ -15,6 +15,10 @@ export interface OAuthConnection<T extends StreamableHTTPClientTransport | SSECl
   readonly transport: T;
   /** The token now in use (it changes after a step-up). */
   accessToken(): string;
+  /** Everything the token endpoint last returned (refresh token included). */
+  tokens(): OAuthTokens;
+  /** What the client registered as. */
+  clientInformation(): OAuthClientInformationMixed;
   /**
    * Completes a re-authorization the SDK started on its own: after a 403 insufficient_scope it asks for
    * the challenged scopes and throws UnauthorizedError; this hands it the new code.
@@ -67,8 +71,10 @@ class ScriptedProvider implements OAuthClientProvider {
   }
 
   redirectToAuthorization(authorizationUrl: URL): void {
-    this.code = followAuthorizationRedirects(authorizationUrl, REDIRECT_URI);
+    this.code = followAuthorizationRedirects(authorizationUrl, REDIRECT_URI, this.browser);
   }
+
+  browser: ScriptedBrowser = { cookies: new Map() };
 
   saveCodeVerifier(verifier: string): void {
     this.#verifier = verifier;
@@ -79,26 +85,47 @@ class ScriptedProvider implements OAuthClientProvider {
   }
 }
 
+/** A step the scripted browser takes when a page (not a redirect) comes back, e.g. submitting a form. */
+export type PageHandler = (page: { url: URL; status: number; html: string }) => { url: URL; form: URLSearchParams } | undefined;
+
+/** What the scripted browser keeps between walks: cookies by name (one browser, one user). */
+export interface ScriptedBrowser {
+  readonly cookies: Map<string, string>;
+  readonly onPage?: PageHandler;
+}
+
 /**
  * Walks an authorization request the way a browser would, keeping cookies by name, until a redirect
- * targets `redirectUri`; returns its `code`, or throws with the `error` it carries.
+ * targets `redirectUri`; returns its `code`, or throws with the `error` it carries. A page on the way
+ * is handed to `browser.onPage`, which may submit a form (a scripted user at a consent page).
  */
-export async function followAuthorizationRedirects(authorizationUrl: URL, redirectUri: string): Promise<string> {
-  const cookies = new Map<string, string>();
+export async function followAuthorizationRedirects(authorizationUrl: URL, redirectUri: string, browser: ScriptedBrowser = { cookies: new Map() }): Promise<string> {
+  const { cookies } = browser;
   let url = authorizationUrl;
+  let form: URLSearchParams | undefined;
   for (let hop = 0; hop < MAX_HOPS; hop += 1) {
-    const response = await fetch(url, {
-      redirect: 'manual',
-      headers: cookies.size ? { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') } : {},
-    });
+    const headers: Record<string, string> = cookies.size ? { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') } : {};
+    if (form) Object.assign(headers, { 'content-type': 'application/x-www-form-urlencoded', origin: url.origin });
+    const response = await fetch(url, { redirect: 'manual', method: form ? 'POST' : 'GET', headers, ...(form ? { body: form } : {}) });
+    form = undefined;
     for (const line of response.headers.getSetCookie()) {
       const [pair] = line.split(';');
       const at = pair!.indexOf('=');
-      if (at > 0) cookies.set(pair!.slice(0, at).trim(), pair!.slice(at + 1).trim());
+      if (at <= 0) continue;
+      const name = pair!.slice(0, at).trim();
+      const value = pair!.slice(at + 1).trim();
+      if (value === '' || /max-age=0/i.test(line)) cookies.delete(name);
+      else cookies.set(name, value);
     }
     const location = response.headers.get('location');
+    if (!location) {
+      const html = await response.text();
+      const next = browser.onPage?.({ url, status: response.status, html });
+      if (!next) throw new Error(`authorization stopped at ${url.origin}${url.pathname} with status ${response.status}`);
+      ({ url, form } = next);
+      continue;
+    }
     await response.body?.cancel();
-    if (!location) throw new Error(`authorization stopped at ${url.origin}${url.pathname} with status ${response.status}`);
     const next = new URL(location, url);
     if (next.href.startsWith(redirectUri)) {
       const code = next.searchParams.get('code');
@@ -108,6 +135,25 @@ export async function followAuthorizationRedirects(authorizationUrl: URL, redire
     url = next;
   }
   throw new Error(`authorization did not reach ${redirectUri} within ${MAX_HOPS} redirects`);
+}
+
+/**
+ * A user who answers a consent form with `decision` (the broker's page): the form's own action and
+ * hidden fields, as a browser would post them.
+ */
+export function answerConsent(decision: 'approve' | 'deny'): PageHandler {
+  return ({ url, status, html }) => {
+    const action = /<form method="post" action="([^"]+)">/.exec(html)?.[1];
+    if (status !== 200 || !action) return undefined;
+    const form = new URLSearchParams();
+    for (const [, name, value] of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) form.set(name!, unescapeHtml(value!));
+    form.set('decision', decision);
+    return { url: new URL(unescapeHtml(action), url), form };
+  };
+}
+
+function unescapeHtml(text: string): string {
+  return text.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)));
 }
 
 /**
@@ -121,6 +167,8 @@ export async function followAuthorizationRedirects(authorizationUrl: URL, redire
  */
 interface ConnectOptions {
   readonly clientName?: string;
+  /** The user's browser: its cookies and how it answers pages such as a consent form. */
+  readonly browser?: ScriptedBrowser;
   readonly scope?: string;
   readonly refreshTokens?: boolean;
 }
@@ -132,6 +180,7 @@ export async function connectWithOAuth(
   options: ConnectOptions & { legacySse?: boolean } = {},
 ): Promise<OAuthConnection<StreamableHTTPClientTransport | SSEClientTransport>> {
   const provider = new ScriptedProvider(options.clientName ?? 'mcp-warden scripted client', options.scope, options.refreshTokens ?? true);
+  if (options.browser) provider.browser = options.browser;
   // `legacySse`: mcpUrl is a 2024-11-05 `/sse` endpoint, spoken with the SDK's SSEClientTransport.
   const open = () =>
     options.legacySse
@@ -152,6 +201,8 @@ export async function connectWithOAuth(
     client,
     transport,
     accessToken: () => provider.tokens()!.access_token,
+    tokens: () => provider.tokens()!,
+    clientInformation: () => provider.clientInformation()!,
     async reauthorize() {
       if (!provider.code) throw new Error('no authorization was started');
       await transport.finishAuth(await provider.code);

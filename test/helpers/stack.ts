@@ -76,7 +76,7 @@ export async function startStack(
  * Every stack checks its own log lines when it closes, so the whole integration suite proves that no
  * token (JWT-shaped, or one the AS minted), no Authorization value and no configured secret is logged.
  */
-function assertNothingSecretLogged(logs: ReadonlyArray<Record<string, unknown>>, secrets: readonly string[]): void {
+export function assertNothingSecretLogged(logs: ReadonlyArray<Record<string, unknown>>, secrets: readonly string[]): void {
   const text = JSON.stringify(logs);
   const leaks = [
     /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/.exec(text)?.[0],

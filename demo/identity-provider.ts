@@ -1,0 +1,70 @@
+// An identity provider of the kind broker mode exists for: oidc-provider on 127.0.0.1 as a plain
+// OpenID Connect provider, with no dynamic client registration, no resource indicators, and one
+// pre-registered confidential client (the broker). Its login approves at once as the current account.
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider, { type Configuration } from 'oidc-provider';
+import { approve } from './authorization-server.ts';
+
+export interface StartedIdentityProvider {
+  readonly issuer: string;
+  /** The broker's registration here. */
+  readonly client: { readonly client_id: string; readonly client_secret: string };
+  /** Who the next login signs in as. */
+  signInAs(account: string): void;
+  /** How many requests reached a path (e.g. `/token`) so far. */
+  requestCount(path: string): number;
+  close(): Promise<void>;
+}
+
+export async function startIdentityProvider(options: { redirectUri: string; account?: string; port?: number }): Promise<StartedIdentityProvider> {
+  const server = createServer();
+  server.listen(options.port ?? 0, '127.0.0.1');
+  await once(server, 'listening');
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = { client_id: 'mcp-warden-broker', client_secret: randomBytes(24).toString('base64url') };
+  let account = options.account ?? 'idp-user-1';
+
+  const configuration: Configuration = {
+    clients: [{ ...client, redirect_uris: [options.redirectUri], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }],
+    scopes: ['openid', 'profile', 'email'],
+    claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    findAccount: async (_ctx, accountId) => ({ accountId, claims: async () => ({ sub: accountId, email: `${accountId}@example.test`, name: accountId }) }),
+    interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    pkce: { required: () => true },
+    features: {
+      devInteractions: { enabled: false },
+      registration: { enabled: false },
+      resourceIndicators: { enabled: false },
+    },
+  };
+  const provider = new Provider(issuer, configuration);
+  const callback = provider.callback();
+  const counts = new Map<string, number>();
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    counts.set(path, (counts.get(path) ?? 0) + 1);
+    if (path.startsWith('/interaction/')) {
+      approve(provider, req, res, account).catch((error: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`interaction failed: ${(error as Error).message}`);
+      });
+      return;
+    }
+    void callback(req, res);
+  });
+  return {
+    issuer,
+    client,
+    signInAs: (next) => (account = next),
+    requestCount: (path) => counts.get(path) ?? 0,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}

@@ -1,0 +1,371 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startIdentityProvider, type StartedIdentityProvider } from '../../demo/identity-provider.ts';
+import { startMcpServer, type StartedMcpServer } from '../../demo/mcp-server.ts';
+import { answerConsent, connectWithOAuth, followAuthorizationRedirects, REDIRECT_URI, type ScriptedBrowser } from '../../demo/oauth-client.ts';
+import { validateConfig } from '../../src/config/load.ts';
+import { startWarden, type Warden } from '../../src/server.ts';
+import { assertNothingSecretLogged, freePort, INITIALIZE, MCP_HEADERS, SCOPES, waitFor } from '../helpers/stack.ts';
+
+/**
+ * Broker mode against real parts: oidc-provider as an identity provider that MCP clients could not use
+ * (no dynamic registration, no resource indicators, one pre-registered confidential client: the
+ * broker), the SDK MCP server upstream, and the official SDK client doing the whole flow.
+ */
+interface BrokerStack {
+  readonly idp: StartedIdentityProvider;
+  readonly mcp: StartedMcpServer;
+  readonly issuer: string;
+  readonly mcpUrl: string;
+  readonly logs: Array<Record<string, unknown>>;
+  warden: Warden;
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const IDP_SECRET_ENV = 'WARDEN_TEST_BROKER_IDP_SECRET';
+
+async function startBrokerStack(): Promise<BrokerStack> {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-broker-'));
+  const mcp = await startMcpServer();
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const mcpUrl = `${issuer}/mcp`;
+  const idp = await startIdentityProvider({ redirectUri: `${issuer}/oauth/callback` });
+  process.env[IDP_SECRET_ENV] = idp.client.client_secret;
+  const config = validateConfig({
+    listen: { host: '127.0.0.1', port },
+    admin: { host: '127.0.0.1', port: 0 },
+    resource: { url: mcpUrl, name: 'Broker test server', scopes_supported: SCOPES },
+    tokens: { clock_tolerance: '0s' },
+    upstream: { url: mcp.origin },
+    lifecycle: { shutdown_grace: '1s' },
+    broker: {
+      identity_provider: { issuer: idp.issuer, client_id: idp.client.client_id, client_secret: `\${env:${IDP_SECRET_ENV}}`, scopes: ['openid', 'email'] },
+      registration: { per_minute: 100 },
+      tokens: { access_ttl: '10m' },
+      store: { type: 'sqlite', path: join(dir, 'broker.db') },
+    },
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const boot = async () => {
+    const warden = await startWarden(config, { logger });
+    await waitFor(() => warden.readiness.ready, 'warden ready');
+    return warden;
+  };
+  const stack: BrokerStack = {
+    idp,
+    mcp,
+    issuer,
+    mcpUrl,
+    logs,
+    warden: await boot(),
+    async restart() {
+      await stack.warden.shutdown();
+      stack.warden = await boot();
+    },
+    async close() {
+      await stack.warden.shutdown();
+      await Promise.all([idp.close(), mcp.close()]);
+      rmSync(dir, { recursive: true, force: true });
+      assertNothingSecretLogged(logs, [idp.client.client_secret]);
+    },
+  };
+  return stack;
+}
+
+function pkce(): { verifier: string; challenge: string } {
+  const verifier = randomBytes(32).toString('base64url');
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
+}
+
+describe('broker mode: mcp-warden as the authorization server in front of an identity provider MCP clients cannot use', () => {
+  let stack: BrokerStack;
+  const approving = (): ScriptedBrowser => ({ cookies: new Map(), onPage: answerConsent('approve') });
+
+  const post = (path: string, form: Record<string, string>, headers: Record<string, string> = {}) =>
+    fetch(`${stack.issuer}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(form) });
+
+  const register = async (overrides: Record<string, unknown> = {}): Promise<{ client_id: string; status: number; body: Record<string, unknown> }> => {
+    const response = await fetch(`${stack.issuer}/oauth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_name: 'raw client', redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_method: 'none', ...overrides }),
+    });
+    const body = (await response.json()) as Record<string, unknown>;
+    return { client_id: body.client_id as string, status: response.status, body };
+  };
+
+  const authorizeUrl = (clientId: string, params: Record<string, string> = {}) => {
+    const url = new URL(`${stack.issuer}/oauth/authorize`);
+    const search = { response_type: 'code', client_id: clientId, redirect_uri: REDIRECT_URI, code_challenge_method: 'S256', state: 'st-1', resource: stack.mcpUrl, scope: 'mcp:read', ...params };
+    for (const [name, value] of Object.entries(search)) url.searchParams.set(name, value);
+    return url;
+  };
+
+  /** A code through the whole browser flow (consent approved, identity provider login). */
+  const codeFor = async (clientId: string, browser: ScriptedBrowser = approving()) => {
+    const { verifier, challenge } = pkce();
+    const code = await followAuthorizationRedirects(authorizeUrl(clientId, { code_challenge: challenge }), REDIRECT_URI, browser);
+    return { code, verifier };
+  };
+
+  const redeem = (clientId: string, code: string, verifier: string, extra: Record<string, string> = {}) =>
+    post('/oauth/token', { grant_type: 'authorization_code', client_id: clientId, code, code_verifier: verifier, redirect_uri: REDIRECT_URI, resource: stack.mcpUrl, ...extra });
+
+  const refresh = (clientId: string, refreshToken: string) => post('/oauth/token', { grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken, resource: stack.mcpUrl });
+
+  const tokensFor = async (clientId: string) => {
+    const { code, verifier } = await codeFor(clientId);
+    const response = await redeem(clientId, code, verifier);
+    expect(response.status).toBe(200);
+    return (await response.json()) as { access_token: string; refresh_token: string };
+  };
+
+  const callMcp = (token: string) => fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP_HEADERS, authorization: `Bearer ${token}` }, body: INITIALIZE });
+
+  beforeAll(async () => {
+    stack = await startBrokerStack();
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('names the broker in the resource metadata and publishes RFC 8414 metadata, also at the OIDC alias', async () => {
+    const prm = (await (await fetch(`${stack.issuer}/.well-known/oauth-protected-resource/mcp`)).json()) as Record<string, unknown>;
+    expect(prm.authorization_servers).toEqual([stack.issuer]);
+    const response = await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`, { headers: { origin: 'https://inspector.example' } });
+    expect(response.headers.get('access-control-allow-origin')).toBe('*');
+    const metadata = (await response.json()) as Record<string, unknown>;
+    expect(metadata).toMatchObject({
+      issuer: stack.issuer,
+      authorization_endpoint: `${stack.issuer}/oauth/authorize`,
+      token_endpoint: `${stack.issuer}/oauth/token`,
+      registration_endpoint: `${stack.issuer}/oauth/register`,
+      revocation_endpoint: `${stack.issuer}/oauth/revoke`,
+      jwks_uri: `${stack.issuer}/oauth/jwks`,
+      code_challenge_methods_supported: ['S256'],
+      response_types_supported: ['code'],
+      grant_types_supported: ['authorization_code', 'refresh_token'],
+      token_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post'],
+      authorization_response_iss_parameter_supported: true,
+      scopes_supported: SCOPES,
+    });
+    expect(await (await fetch(`${stack.issuer}/.well-known/openid-configuration`)).json()).toEqual(metadata);
+  });
+
+  it('1. takes the official SDK client from the 401 through registration, consent and the identity provider login to a tool call', async () => {
+    const before = stack.mcp.requests.length;
+    const connection = await connectWithOAuth(stack.mcpUrl, { clientName: 'broker e2e', browser: approving() });
+    try {
+      const token = connection.accessToken();
+      expect(decodeProtectedHeader(token).typ).toBe('at+jwt');
+      const claims = decodeJwt(token);
+      expect(claims).toMatchObject({ iss: stack.issuer, aud: stack.mcpUrl, sub: 'idp-user-1', client_id: connection.clientInformation().client_id });
+      expect(stack.logs.some((log) => log.msg === 'broker: client registered' && log.client_id === connection.clientInformation().client_id)).toBe(true);
+      // The identity provider saw the broker's login, never a registration (it has none).
+      expect(stack.idp.requestCount('/token')).toBeGreaterThan(0);
+      const result = await connection.client.callTool({ name: 'echo', arguments: { text: 'brokered' } });
+      expect(result.content).toEqual([{ type: 'text', text: 'brokered' }]);
+      const seen = stack.mcp.requests.slice(before);
+      expect(seen.length).toBeGreaterThan(0);
+      for (const request of seen) {
+        expect(request.headers.authorization).toBeUndefined();
+        expect(JSON.stringify(request.rawHeaders)).not.toMatch(/bearer|eyJ/i);
+        expect(JSON.stringify(request.rawHeaders)).not.toContain(connection.tokens().refresh_token);
+      }
+    } finally {
+      await connection.close();
+    }
+  });
+
+  describe('2. refuses a broken authorization or token request with the RFC error code', () => {
+    let clientId: string;
+    beforeAll(async () => {
+      ({ client_id: clientId } = await register());
+    });
+
+    const refusalAt = async (url: URL) => {
+      const response = await fetch(url, { redirect: 'manual' });
+      expect(response.status).toBe(303);
+      const location = new URL(response.headers.get('location')!);
+      expect(location.origin + location.pathname).toBe(REDIRECT_URI);
+      expect(location.searchParams.get('iss')).toBe(stack.issuer);
+      expect(location.searchParams.get('state')).toBe('st-1');
+      return location.searchParams.get('error');
+    };
+
+    it('PKCE plain, or no PKCE at all: invalid_request', async () => {
+      const { verifier } = pkce();
+      expect(await refusalAt(authorizeUrl(clientId, { code_challenge: verifier, code_challenge_method: 'plain' }))).toBe('invalid_request');
+      const url = authorizeUrl(clientId);
+      url.searchParams.delete('code_challenge_method');
+      expect(await refusalAt(url)).toBe('invalid_request');
+    });
+
+    it('a resource other than this server: invalid_target', async () => {
+      expect(await refusalAt(authorizeUrl(clientId, { code_challenge: pkce().challenge, resource: 'https://other.example/mcp' }))).toBe('invalid_target');
+    });
+
+    it('a scope the resource does not offer: invalid_scope', async () => {
+      expect(await refusalAt(authorizeUrl(clientId, { code_challenge: pkce().challenge, scope: 'mcp:read admin' }))).toBe('invalid_scope');
+    });
+
+    it('a redirect URI one character off: an error page, never a redirect', async () => {
+      for (const redirectUri of [`${REDIRECT_URI}x`, REDIRECT_URI.replace('callback', 'callbacK'), REDIRECT_URI.replace('127.0.0.1:1', '127.0.0.1:2')]) {
+        const response = await fetch(authorizeUrl(clientId, { code_challenge: pkce().challenge, redirect_uri: redirectUri }), { redirect: 'manual' });
+        expect(response.status).toBe(400);
+        expect(response.headers.get('location')).toBeNull();
+        expect(await response.text()).toContain('redirect URI');
+      }
+      const unknown = await fetch(authorizeUrl('no-such-client', { code_challenge: pkce().challenge }), { redirect: 'manual' });
+      expect(unknown.status).toBe(400);
+      expect(unknown.headers.get('location')).toBeNull();
+    });
+
+    it('a wrong PKCE verifier, or a redirect_uri at the token endpoint one character off: invalid_grant', async () => {
+      const first = await codeFor(clientId);
+      const wrongVerifier = await redeem(clientId, first.code, pkce().verifier);
+      expect(wrongVerifier.status).toBe(400);
+      expect(((await wrongVerifier.json()) as { error: string }).error).toBe('invalid_grant');
+      const second = await codeFor(clientId);
+      const wrongRedirect = await redeem(clientId, second.code, second.verifier, { redirect_uri: `${REDIRECT_URI}/` });
+      expect(((await wrongRedirect.json()) as { error: string }).error).toBe('invalid_grant');
+      const third = await codeFor(clientId);
+      const wrongResource = await redeem(clientId, third.code, third.verifier, { resource: 'https://other.example/mcp' });
+      expect(((await wrongResource.json()) as { error: string }).error).toBe('invalid_target');
+    });
+
+    it('a replayed code: invalid_grant, and the tokens first issued from it stop working', async () => {
+      const { code, verifier } = await codeFor(clientId);
+      const first = await redeem(clientId, code, verifier);
+      expect(first.status).toBe(200);
+      expect(first.headers.get('cache-control')).toBe('no-store');
+      const tokens = (await first.json()) as { access_token: string; refresh_token: string };
+      expect((await callMcp(tokens.access_token)).status).toBe(200);
+      const replay = await redeem(clientId, code, verifier);
+      expect(replay.status).toBe(400);
+      expect(((await replay.json()) as { error: string }).error).toBe('invalid_grant');
+      const refused = await callMcp(tokens.access_token);
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toContain('error="invalid_token"');
+      expect(((await (await refresh(clientId, tokens.refresh_token)).json()) as { error: string }).error).toBe('invalid_grant');
+    });
+
+    it('a code redeemed by another client: invalid_grant', async () => {
+      const { code, verifier } = await codeFor(clientId);
+      const other = await register();
+      const response = await redeem(other.client_id, code, verifier);
+      expect(((await response.json()) as { error: string }).error).toBe('invalid_grant');
+    });
+  });
+
+  it('3. rotates refresh tokens, and a reused one revokes the whole family, the newest refresh token too', async () => {
+    const { client_id: clientId } = await register();
+    const first = await tokensFor(clientId);
+    const rotated = await refresh(clientId, first.refresh_token);
+    expect(rotated.status).toBe(200);
+    const second = (await rotated.json()) as { access_token: string; refresh_token: string };
+    expect(second.refresh_token).not.toBe(first.refresh_token);
+    expect((await callMcp(second.access_token)).status).toBe(200);
+    const reuse = await refresh(clientId, first.refresh_token);
+    expect(((await reuse.json()) as { error: string }).error).toBe('invalid_grant');
+    expect(((await (await refresh(clientId, second.refresh_token)).json()) as { error: string }).error).toBe('invalid_grant');
+    expect((await callMcp(second.access_token)).status).toBe(401);
+  });
+
+  it('4. refuses a revoked access token on the resource-server path before its exp', async () => {
+    const { client_id: clientId } = await register();
+    const tokens = await tokensFor(clientId);
+    expect((await callMcp(tokens.access_token)).status).toBe(200);
+    const revoked = await post('/oauth/revoke', { token: tokens.access_token, token_type_hint: 'access_token', client_id: clientId });
+    expect(revoked.status).toBe(200);
+    expect(decodeJwt(tokens.access_token).exp! * 1000).toBeGreaterThan(Date.now());
+    const refused = await callMcp(tokens.access_token);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    expect(stack.logs.some((log) => log.msg === 'request' && log.reason === 'revoked')).toBe(true);
+    // The refresh token of the grant still works: only that access token was revoked.
+    expect((await refresh(clientId, tokens.refresh_token)).status).toBe(200);
+  });
+
+  it('5. serves a consent page that cannot be framed, and refuses a submission without the CSRF token', async () => {
+    const { client_id: clientId } = await register({ client_name: 'Look <b>me</b> up' });
+    const page = await fetch(authorizeUrl(clientId, { code_challenge: pkce().challenge }), { redirect: 'manual' });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    const html = await page.text();
+    expect(html).toContain('Look &#60;b&#62;me&#60;/b&#62; up');
+    expect(html).toContain('127.0.0.1:1');
+    expect(html).toContain('mcp:read');
+    const transaction = /name="transaction" value="([^"]+)"/.exec(html)![1]!;
+    const csrf = /name="csrf" value="([^"]+)"/.exec(html)![1]!;
+    const cookie = page.headers.getSetCookie().find((line) => line.startsWith('mcp-warden-csrf='))!.split(';')[0]!;
+    const submit = (form: Record<string, string>, headers: Record<string, string> = {}) => post('/oauth/consent', { transaction, decision: 'approve', ...form }, headers);
+    const idpVisits = stack.idp.requestCount('/auth');
+    expect((await submit({}, { cookie })).status).toBe(403);
+    expect((await submit({ csrf }, {})).status).toBe(403);
+    expect((await submit({ csrf: `${csrf.slice(0, -1)}A` }, { cookie: `mcp-warden-csrf=${csrf.slice(0, -1)}A` })).status).toBe(403);
+    expect((await submit({ csrf }, { cookie, origin: 'https://evil.example' })).status).toBe(403);
+    // Every refused submission is a dead end: nobody was sent to the identity provider.
+    expect(stack.idp.requestCount('/auth')).toBe(idpVisits);
+    const accepted = await submit({ csrf }, { cookie });
+    expect(accepted.status).toBe(303);
+    expect(accepted.headers.get('location')).toContain(stack.idp.issuer);
+  });
+
+  it('answers wrong methods with 405 and Allow, and lets browser clients call the token endpoint', async () => {
+    const wrong = await fetch(`${stack.issuer}/oauth/token`);
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get('allow')).toBe('POST, OPTIONS');
+    const preflight = await fetch(`${stack.issuer}/oauth/token`, { method: 'OPTIONS', headers: { origin: 'https://inspector.example', 'access-control-request-method': 'POST' } });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    expect((await fetch(`${stack.issuer}/oauth/authorize`, { method: 'POST' })).headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('refuses registrations with unsafe or inconsistent metadata', async () => {
+    for (const metadata of [
+      { redirect_uris: ['http://attacker.example/cb'] },
+      { redirect_uris: ['https://app.example/cb#frag'] },
+      { redirect_uris: [] },
+      { grant_types: ['client_credentials'] },
+      { grant_types: ['refresh_token'] },
+      { response_types: ['token'] },
+      { token_endpoint_auth_method: 'private_key_jwt' },
+      { client_name: 'x'.repeat(500) },
+    ]) {
+      const { status, body } = await register(metadata);
+      expect(status).toBe(400);
+      expect(['invalid_redirect_uri', 'invalid_client_metadata']).toContain(body.error);
+    }
+    const confidential = await register({ token_endpoint_auth_method: 'client_secret_basic' });
+    expect(confidential.status).toBe(201);
+    expect(typeof confidential.body.client_secret).toBe('string');
+  });
+
+  it('6. keeps registered clients, refresh tokens and consent across a restart, signing with the same key', async () => {
+    const browser = approving();
+    const { client_id: clientId } = await register();
+    const { code, verifier } = await codeFor(clientId, browser);
+    const tokens = (await (await redeem(clientId, code, verifier)).json()) as { access_token: string; refresh_token: string };
+    const jwksBefore = await (await fetch(`${stack.issuer}/oauth/jwks`)).json();
+    await stack.restart();
+    expect(await (await fetch(`${stack.issuer}/oauth/jwks`)).json()).toEqual(jwksBefore);
+    // A token issued before the restart is still good: same key, same issuer.
+    expect((await callMcp(tokens.access_token)).status).toBe(200);
+    const refreshed = await refresh(clientId, tokens.refresh_token);
+    expect(refreshed.status).toBe(200);
+    // Same browser, same client: no consent page this time (a page would stop the walk).
+    const again = await codeFor(clientId, { cookies: browser.cookies });
+    expect((await redeem(clientId, again.code, again.verifier)).status).toBe(200);
+  });
+});

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createBroker, type Broker } from './broker/broker.ts';
+import { brokerIssuerOf } from './broker/endpoints.ts';
 import { TokenVerifier } from './auth/verifier.ts';
 import { ConfigError, type ConfigProblem } from './config/errors.ts';
 import type { Config } from './config/schema.ts';
@@ -59,7 +60,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     throw new ConfigError('config', missing);
   }
   let broker: Broker | undefined;
-  const brokerIssuer = config.broker ? (config.broker.issuer ?? new URL(config.resource.url).origin) : undefined;
+  const brokerIssuer = brokerIssuerOf(config);
   const metrics = new Metrics([...(brokerIssuer ? [brokerIssuer] : []), ...config.authorization_servers.map((server) => server.issuer)], { version: packageVersion() });
   if (config.broker) {
     try {

@@ -9,7 +9,7 @@ import { TokenBuckets } from '../auth/token-buckets.ts';
 import { AccessTokens } from './access-tokens.ts';
 import { ClientRegistry, type PreRegistered } from './clients.ts';
 import { BrowserCookies } from './cookies.ts';
-import { brokerEndpoints, pathOf } from './endpoints.ts';
+import { brokerEndpoints, brokerIssuerOf, pathOf } from './endpoints.ts';
 import { methodNotAllowed, OAuthError, PUBLIC_CORS, readJson, sendOAuthError } from './http.ts';
 import { IdentityProvider } from './identity-provider.ts';
 import { LoginFlow } from './login-flow.ts';
@@ -47,7 +47,7 @@ interface Route {
  */
 export async function createBroker(config: Config, settings: BrokerConfig, deps: { logger: Logger; metrics: Metrics }): Promise<Broker> {
   const { logger, metrics } = deps;
-  const issuer = settings.issuer ?? new URL(config.resource.url).origin;
+  const issuer = brokerIssuerOf(config)!;
   const endpoints = brokerEndpoints(issuer);
   const secrets: SecretSource[] = [];
   const open = (ref: Parameters<typeof openSecretSource>[0]) => {

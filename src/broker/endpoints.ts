@@ -1,3 +1,5 @@
+import type { Config } from '../config/schema.ts';
+
 /** The broker's URLs, all under its issuer, and the paths the main listener routes to it. */
 export interface BrokerEndpoints {
   readonly issuer: string;
@@ -11,6 +13,11 @@ export interface BrokerEndpoints {
   readonly callback: string;
   /** RFC 8414 §3 and OpenID Connect discovery locations of the metadata. */
   readonly metadataPaths: ReadonlySet<string>;
+}
+
+/** The broker's issuer: configured, else the origin of the resource it issues tokens for. Undefined without a broker. */
+export function brokerIssuerOf(config: Config): string | undefined {
+  return config.broker ? (config.broker.issuer ?? new URL(config.resource.url).origin) : undefined;
 }
 
 export function brokerEndpoints(issuer: string): BrokerEndpoints {

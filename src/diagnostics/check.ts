@@ -4,6 +4,7 @@ import { AuthFailure } from '../auth/failure.ts';
 import { introspect } from '../auth/introspection.ts';
 import { issuerMetadataSource } from '../auth/issuer-metadata.ts';
 import { KeySet } from '../auth/key-set.ts';
+import { brokerEndpoints, brokerIssuerOf } from '../broker/endpoints.ts';
 import type { Config } from '../config/schema.ts';
 import { openSecretSource } from '../config/secret-source.ts';
 import { buildProtectedResourceMetadata } from '../metadata/protected-resource.ts';
@@ -82,6 +83,8 @@ export async function checkDeployment(config: Config): Promise<CheckResult[]> {
     }
   }
 
+  if (config.broker) await checkIdentityProvider(config.broker.identity_provider, timeoutMs, pass, fail);
+
   const credential = createUpstreamCredential(config.upstream.credential);
   try {
     const headers = credential.headers();
@@ -91,6 +94,32 @@ export async function checkDeployment(config: Config): Promise<CheckResult[]> {
     credential.close();
   }
   return results;
+}
+
+/** Broker mode: what the login at the identity provider needs, short of a user. */
+async function checkIdentityProvider(
+  idp: NonNullable<Config['broker']>['identity_provider'],
+  timeoutMs: number,
+  pass: (what: string, detail: string) => void,
+  fail: (what: string, detail: string) => void,
+): Promise<void> {
+  const what = `identity provider ${idp.issuer}`;
+  const secret = openSecretSource(idp.client_secret);
+  const value = secret.current();
+  secret.close();
+  if (!value.ok) fail(`${what} client secret`, value.problem);
+  let metadata: Awaited<ReturnType<ReturnType<typeof issuerMetadataSource>>>;
+  try {
+    metadata = await issuerMetadataSource(idp.issuer, timeoutMs)();
+  } catch (error) {
+    fail(what, `discovery failed: ${(error as Error).message}`);
+    return;
+  }
+  const missing = ['authorization_endpoint', 'token_endpoint', 'jwks_uri'].filter((member) => typeof metadata[member] !== 'string');
+  const methods = metadata.code_challenge_methods_supported;
+  if (missing.length > 0) fail(what, `its metadata lacks ${missing.join(', ')}`);
+  else if (Array.isArray(methods) && !methods.includes('S256')) fail(what, 'it does not offer PKCE S256');
+  else pass(what, `discovered; the broker logs users in there as client ${idp.client_id}`);
 }
 
 async function probeUpstream(
@@ -130,11 +159,16 @@ async function probeUpstream(
 
 /** What a client will see: printed with the report. */
 export function clientView(config: Config): string[] {
-  const metadata = buildProtectedResourceMetadata(config);
+  const brokerIssuer = brokerIssuerOf(config);
+  const metadata = buildProtectedResourceMetadata(config, brokerIssuer);
   const challenge = challengeFor('missing_token', { resourceMetadataUrl: metadata.url, scope: config.tokens.required_scopes });
-  return [
+  const lines = [
     `resource (token audience)  ${config.resource.url}`,
     `metadata URL               ${metadata.url}`,
     `401 challenge              WWW-Authenticate: ${challenge.headers['www-authenticate']}`,
   ];
+  if (brokerIssuer) {
+    lines.push(`broker issuer              ${brokerIssuer}`, `redirect URI to register   ${brokerEndpoints(brokerIssuer).callback} (at the identity provider)`);
+  }
+  return lines;
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthorizationServer, type StartedAuthorizationServer } from '../../demo/authorization-server.ts';
+import { startIdentityProvider } from '../../demo/identity-provider.ts';
 import { startMcpServer, type StartedMcpServer } from '../../demo/mcp-server.ts';
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
@@ -62,5 +63,40 @@ describe('mcp-warden check', () => {
     expect(code).toBe(1);
     expect(stdout).toMatch(expected);
     expect(stdout).toMatch(/\d check\(s\) failed/);
+  });
+});
+
+describe('mcp-warden check in broker mode', () => {
+  it('probes the identity provider, and names the redirect URI to register there', async () => {
+    const idp = await startIdentityProvider({ redirectUri: 'http://127.0.0.1:47999/oauth/callback' });
+    try {
+      const path = join(dir, 'broker.yaml');
+      const write = (issuer: string) =>
+        writeFileSync(
+          path,
+          `resource: { url: "${RESOURCE}" }
+broker:
+  identity_provider: { issuer: "${issuer}", client_id: ${idp.client.client_id}, client_secret: "\${env:WARDEN_CHECK_IDP_SECRET}", timeout: 2s }
+  store: { path: "${join(dir, 'broker.db')}" }
+upstream: { url: "${mcp.origin}" }
+`,
+        );
+      const run = () =>
+        promisify(execFile)(process.execPath, [CLI, 'check', '--config', path], { env: { ...process.env, WARDEN_CHECK_IDP_SECRET: idp.client.client_secret }, timeout: 20_000 }).then(
+          ({ stdout }) => ({ code: 0, stdout }),
+          (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
+        );
+      write(idp.issuer);
+      const good = await run();
+      expect(good.stdout).toMatch(/ok +identity provider .*: discovered; the broker logs users in there as client mcp-warden-broker/);
+      expect(good.stdout).toContain('redirect URI to register   http://127.0.0.1:47999/oauth/callback');
+      expect(good.code).toBe(0);
+      write('http://127.0.0.1:1');
+      const bad = await run();
+      expect(bad.stdout).toMatch(/FAIL {2}identity provider http:\/\/127\.0\.0\.1:1: discovery failed/);
+      expect(bad.code).toBe(1);
+    } finally {
+      await idp.close();
+    }
   });
 });

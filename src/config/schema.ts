@@ -351,9 +351,10 @@ const broker = z.strictObject({
     .prefault({}),
   /** A private JWK (RS256, ES256 or EdDSA) from a file or Secret; generated once and kept in the store when omitted. */
   signing_key: secret().optional(),
+  /** The embedded store, one SQLite file: it must sit on a writable, preferably persistent, volume. */
   store: z
-    .discriminatedUnion('type', [z.strictObject({ type: z.literal('sqlite'), path: text().pipe(z.string().min(1)).default(DEFAULTS.brokerStorePath) })])
-    .default({ type: 'sqlite', path: DEFAULTS.brokerStorePath }),
+    .strictObject({ type: z.literal('sqlite').default('sqlite'), path: text().pipe(z.string().min(1)).default(DEFAULTS.brokerStorePath) })
+    .prefault({}),
 });
 
 const lifecycle = z.strictObject({ shutdown_grace: duration(DEFAULTS.shutdownGrace) }).prefault({});

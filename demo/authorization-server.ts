@@ -97,30 +97,21 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     },
   };
   const provider = new Provider(issuer, configuration);
-  const callback = provider.callback();
 
   const counts = new Map<string, number>();
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0]!;
-    counts.set(path, (counts.get(path) ?? 0) + 1);
-    if (req.method === 'POST' && path === '/reg') {
+  server.on(
+    'request',
+    serveProvider(provider, counts, () => DEMO_ACCOUNT, (req, res, callback) => {
+      if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== '/reg') return false;
       registerWithoutScopeLimit(req)
         .then(() => callback(req, res))
         .catch((error: unknown) => {
           res.writeHead(400, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ error: 'invalid_client_metadata', error_description: (error as Error).message }));
         });
-      return;
-    }
-    if (req.url?.startsWith('/interaction/')) {
-      approve(provider, req, res).catch((error: unknown) => {
-        res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(`interaction failed: ${(error as Error).message}`);
-      });
-      return;
-    }
-    void callback(req, res);
-  });
+      return true;
+    }),
+  );
 
   return {
     issuer,
@@ -143,6 +134,34 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       server.close();
       await once(server, 'close');
     },
+  };
+}
+
+type ProviderCallback = ReturnType<Provider['callback']>;
+
+/**
+ * The request listener of an oidc-provider test server: counts requests by path, answers interactions
+ * by logging `account()` in and approving at once, and lets `special` take a request first.
+ */
+export function serveProvider(
+  provider: Provider,
+  counts: Map<string, number>,
+  account: () => string,
+  special: (req: IncomingMessage, res: ServerResponse, callback: ProviderCallback) => boolean = () => false,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const callback = provider.callback();
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    counts.set(path, (counts.get(path) ?? 0) + 1);
+    if (special(req, res, callback)) return;
+    if (path.startsWith('/interaction/')) {
+      approve(provider, req, res, account()).catch((error: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`interaction failed: ${(error as Error).message}`);
+      });
+      return;
+    }
+    void callback(req, res);
   };
 }
 
@@ -172,7 +191,7 @@ function asMinter(url: string, body: URLSearchParams): Promise<Response> {
 }
 
 /** Logs the user in (as demo-user unless told) and grants what the client asked for, with no page in between. */
-export async function approve(provider: Provider, req: IncomingMessage, res: ServerResponse, account = DEMO_ACCOUNT): Promise<void> {
+async function approve(provider: Provider, req: IncomingMessage, res: ServerResponse, account = DEMO_ACCOUNT): Promise<void> {
   const details = await provider.interactionDetails(req, res);
   if (details.prompt.name === 'login') {
     await provider.interactionFinished(req, res, { login: { accountId: account } }, { mergeWithLastSubmission: false });

@@ -1,10 +1,11 @@
 // Runs the official MCP SDK client through the whole OAuth flow against the demo, then calls tools.
 // `npm run demo:client` (with `npm run demo` running), or pass an MCP URL.
 import { decodeJwt } from 'jose';
-import { connectWithOAuth } from './oauth-client.ts';
+import { answerConsent, connectWithOAuth } from './oauth-client.ts';
 
 const url = process.argv[2] ?? `http://127.0.0.1:${process.env.DEMO_WARDEN_PORT ?? 8080}/mcp`;
-const connection = await connectWithOAuth(url, { clientName: 'mcp-warden demo client' });
+// A consent page (the broker's, with `npm run demo -- --broker`) is approved as a user would.
+const connection = await connectWithOAuth(url, { clientName: 'mcp-warden demo client', browser: { cookies: new Map(), onPage: answerConsent('approve') } });
 const claims = decodeJwt(connection.accessToken());
 console.log(`authorized: sub=${claims.sub} client_id=${claims.client_id} aud=${JSON.stringify(claims.aud)} scope="${claims.scope}"`);
 

@@ -3,10 +3,10 @@
 // pre-registered confidential client (the broker). Its login approves at once as the current account.
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Configuration } from 'oidc-provider';
-import { approve } from './authorization-server.ts';
+import { serveProvider } from './authorization-server.ts';
 
 export interface StartedIdentityProvider {
   readonly issuer: string;
@@ -41,21 +41,8 @@ export async function startIdentityProvider(options: { redirectUri: string; acco
       resourceIndicators: { enabled: false },
     },
   };
-  const provider = new Provider(issuer, configuration);
-  const callback = provider.callback();
   const counts = new Map<string, number>();
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0]!;
-    counts.set(path, (counts.get(path) ?? 0) + 1);
-    if (path.startsWith('/interaction/')) {
-      approve(provider, req, res, account).catch((error: unknown) => {
-        res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(`interaction failed: ${(error as Error).message}`);
-      });
-      return;
-    }
-    void callback(req, res);
-  });
+  server.on('request', serveProvider(new Provider(issuer, configuration), counts, () => account));
   return {
     issuer,
     client,

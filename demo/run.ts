@@ -1,8 +1,14 @@
 // The self-contained demo: a real authorization server, an MCP server with no auth at all, and
 // mcp-warden in front of it, all on 127.0.0.1 with embedded defaults. `npm run demo`.
+// `npm run demo -- --broker`: the authorization server is mcp-warden's broker instead, in front of an
+// identity provider without dynamic registration or resource indicators.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { validateConfig } from '../src/config/load.ts';
 import { startWarden } from '../src/server.ts';
 import { startAuthorizationServer } from './authorization-server.ts';
+import { startIdentityProvider } from './identity-provider.ts';
 import { startMcpServer } from './mcp-server.ts';
 
 const port = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -13,15 +19,33 @@ const MCP_PORT = port('DEMO_MCP_PORT', 3000);
 const SCOPES = ['mcp:read', 'mcp:write'];
 const INSPECTOR_ORIGINS = ['http://localhost:6274', 'http://127.0.0.1:6274'];
 
-const resource = `http://127.0.0.1:${WARDEN_PORT}/mcp`;
+const brokered = process.argv.includes('--broker');
+const origin = `http://127.0.0.1:${WARDEN_PORT}`;
+const resource = `${origin}/mcp`;
 const mcp = await startMcpServer({ port: MCP_PORT });
-const as = await startAuthorizationServer({ port: AS_PORT, resources: { [resource]: { scopes: SCOPES } } });
+const storeDir = brokered ? mkdtempSync(join(tmpdir(), 'mcp-warden-demo-')) : undefined;
+let as: { issuer: string; close(): Promise<void> };
+let trust: Record<string, unknown>;
+if (brokered) {
+  const idp = await startIdentityProvider({ port: AS_PORT, redirectUri: `${origin}/oauth/callback`, account: 'demo-user' });
+  process.env.DEMO_IDP_CLIENT_SECRET = idp.client.client_secret;
+  as = idp;
+  trust = {
+    broker: {
+      identity_provider: { issuer: idp.issuer, client_id: idp.client.client_id, client_secret: '${env:DEMO_IDP_CLIENT_SECRET}', scopes: ['openid', 'email'] },
+      store: { type: 'sqlite', path: join(storeDir!, 'broker.db') },
+    },
+  };
+} else {
+  as = await startAuthorizationServer({ port: AS_PORT, resources: { [resource]: { scopes: SCOPES } } });
+  trust = { authorization_servers: [{ issuer: as.issuer }] };
+}
 const warden = await startWarden(
   validateConfig({
     listen: { host: '127.0.0.1', port: WARDEN_PORT },
     admin: { host: '127.0.0.1', port: ADMIN_PORT },
     resource: { url: resource, name: 'mcp-warden demo', scopes_supported: SCOPES },
-    authorization_servers: [{ issuer: as.issuer }],
+    ...trust,
     tokens: { required_scopes: ['mcp:read'] },
     upstream: { url: mcp.origin, identity_headers: { 'X-MCP-Subject': 'sub' } },
     cors: { allowed_origins: INSPECTOR_ORIGINS },
@@ -34,13 +58,18 @@ mcp-warden demo is running (Ctrl-C stops it)
 
   MCP endpoint, protected     ${resource}
   Resource metadata           http://127.0.0.1:${WARDEN_PORT}/.well-known/oauth-protected-resource/mcp
-  Authorization server        ${as.issuer}   (oidc-provider; logs you in as demo-user, no form)
+${
+  brokered
+    ? `  Authorization server        ${origin}   (mcp-warden's broker: registration, a consent page, tokens)
+  Identity provider           ${as.issuer}   (oidc-provider without registration; logs you in as demo-user)`
+    : `  Authorization server        ${as.issuer}   (oidc-provider; logs you in as demo-user, no form)`
+}
   MCP server, no auth         ${mcp.url}   (loopback only; what mcp-warden protects)
   Metrics / readiness         ${warden.adminUrl}/metrics   ${warden.adminUrl}/readyz
 
 Try it:
   npm run demo:client
-      the official MCP SDK client registers, completes authorization code + PKCE, and calls a tool
+      the official MCP SDK client registers, completes authorization code + PKCE${brokered ? ' (approving the consent page)' : ''}, and calls a tool
   npx @modelcontextprotocol/inspector
       then connect with Transport "Streamable HTTP" to ${resource}
   curl -i ${resource}
@@ -52,6 +81,7 @@ JSON access logs follow on stdout.
 const stop = async () => {
   await warden.shutdown();
   await Promise.all([as.close(), mcp.close()]);
+  if (storeDir) rmSync(storeDir, { recursive: true, force: true });
   process.exit(0);
 };
 process.once('SIGINT', stop);

@@ -7,7 +7,10 @@ import { freePort } from '../helpers/stack.ts';
 const root = new URL('../../', import.meta.url).pathname;
 
 describe('the quick-start demo', () => {
-  it('starts, lets `npm run demo:client` through the OAuth flow to a tool, and stops on SIGTERM', async () => {
+  it.each([
+    ['', []],
+    [' in broker mode', ['--broker']],
+  ])('starts%s, lets `npm run demo:client` through the OAuth flow to a tool, and stops on SIGTERM', async (_mode, args) => {
     const env = {
       ...process.env,
       DEMO_WARDEN_PORT: String(await freePort()),
@@ -15,7 +18,7 @@ describe('the quick-start demo', () => {
       DEMO_AS_PORT: String(await freePort()),
       DEMO_MCP_PORT: String(await freePort()),
     };
-    const demo = spawn(process.execPath, ['demo/run.ts'], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const demo = spawn(process.execPath, ['demo/run.ts', ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] });
     try {
       let banner = '';
       await new Promise<void>((resolve, reject) => {

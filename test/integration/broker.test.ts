@@ -10,7 +10,7 @@ import { startMcpServer, type StartedMcpServer } from '../../demo/mcp-server.ts'
 import { answerConsent, connectWithOAuth, followAuthorizationRedirects, REDIRECT_URI, type ScriptedBrowser } from '../../demo/oauth-client.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { startWarden, type Warden } from '../../src/server.ts';
-import { assertNothingSecretLogged, freePort, INITIALIZE, MCP_HEADERS, SCOPES, waitFor } from '../helpers/stack.ts';
+import { assertNothingSecretLogged, freePort, INITIALIZE, MCP_HEADERS, SCOPES, startStack, waitFor, type Stack } from '../helpers/stack.ts';
 
 /**
  * Broker mode against real parts: oidc-provider as an identity provider that MCP clients could not use
@@ -367,5 +367,32 @@ describe('broker mode: mcp-warden as the authorization server in front of an ide
     // Same browser, same client: no consent page this time (a page would stop the walk).
     const again = await codeFor(clientId, { cookies: browser.cookies });
     expect((await redeem(clientId, again.code, again.verifier)).status).toBe(200);
+  });
+});
+
+describe('without broker mode', () => {
+  let plain: Stack;
+  beforeAll(async () => {
+    plain = await startStack();
+  });
+  afterAll(async () => {
+    await plain?.close();
+  });
+
+  it('serves no authorization server endpoints: they are ordinary paths that need a token (SPEC 38)', async () => {
+    const origin = new URL(plain.mcpUrl).origin;
+    const before = plain.mcp.requests.length;
+    for (const [method, path] of [
+      ['GET', '/.well-known/oauth-authorization-server'],
+      ['GET', '/oauth/authorize'],
+      ['POST', '/oauth/token'],
+      ['POST', '/oauth/register'],
+      ['POST', '/oauth/revoke'],
+      ['GET', '/oauth/jwks'],
+    ] as const) {
+      const response = await fetch(`${origin}${path}`, { method, redirect: 'manual' });
+      expect(response.status, `${method} ${path}`).toBe(401);
+    }
+    expect(plain.mcp.requests.length).toBe(before);
   });
 });

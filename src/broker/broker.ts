@@ -5,16 +5,16 @@ import { openSecretSource, type SecretSource } from '../config/secret-source.ts'
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { sendJson } from '../proxy/respond.ts';
-import { TokenBuckets } from '../auth/token-buckets.ts';
 import { AccessTokens } from './access-tokens.ts';
 import { ClientRegistry, type PreRegistered } from './clients.ts';
 import { BrowserCookies } from './cookies.ts';
 import { brokerEndpoints, brokerIssuerOf, pathOf } from './endpoints.ts';
-import { methodNotAllowed, OAuthError, PUBLIC_CORS, readJson, sendOAuthError } from './http.ts';
+import { methodNotAllowed, OAuthError, PUBLIC_CORS, rateLimited, readJson, sendOAuthError } from './http.ts';
 import { IdentityProvider } from './identity-provider.ts';
 import { LoginFlow } from './login-flow.ts';
 import { buildAuthorizationServerMetadata } from './metadata.ts';
 import { sendErrorPage } from './pages.ts';
+import { BrokerRateLimits } from './rate-limits.ts';
 import { handleRevocation } from './revocation-endpoint.ts';
 import { Revocations } from './revocations.ts';
 import { loadSigningKey } from './signing-key.ts';
@@ -82,6 +82,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
     }));
     const clients = new ClientRegistry(store, preRegistered);
     const accessTokens = new AccessTokens(issuer, key, settings.tokens.access_ttl);
+    const limits = new BrokerRateLimits(settings.rate_limits);
     const login = new LoginFlow({
       store,
       clients,
@@ -94,6 +95,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
       consentTtlMs: settings.consent.remember,
       onEvent: (event, result) => metrics.brokerEvent(event, result),
       logger,
+      limits,
     });
     const tokens = new TokenEndpoint({
       store,
@@ -107,16 +109,16 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
         metrics.brokerEvent(`replay:${kind}`, 'revoked');
         logger.warn({ kind }, 'broker: a used credential came back; its grant is revoked');
       },
+      limits,
     });
-    const registrations = new TokenBuckets({ perSecond: settings.registration.per_minute / 60, burst: settings.registration.per_minute });
     const metadata = buildAuthorizationServerMetadata(endpoints, { scopes: config.resource.scopes_supported, dynamicRegistration: settings.registration.dynamic });
     const jwks = JSON.stringify({ keys: [key.publicJwk] });
 
     const register: Handler = async (req, res) => {
-      const ip = req.socket.remoteAddress ?? '';
-      if (!registrations.take(ip)) {
+      const wait = limits.take('registration', req.socket.remoteAddress ?? '');
+      if (wait > 0) {
         metrics.brokerEvent('register', 'rate_limited');
-        return sendOAuthError(res, new OAuthError('rate_limited', 'too many registrations from this address', 429), { 'retry-after': String(Math.max(1, registrations.retryAfter(ip))) });
+        throw rateLimited('registrations from this address', wait);
       }
       const body = await readJson(req);
       if ((await store.count('client')) >= settings.registration.max_clients) {

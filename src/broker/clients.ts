@@ -88,6 +88,15 @@ function invalidClient(description: string): OAuthError {
   return new OAuthError('invalid_client', description, 401);
 }
 
+/** The client id a request names (Basic credentials or `client_id`), before it is authenticated. */
+export function presentedClientId(req: IncomingMessage, form: FormParams): string | undefined {
+  try {
+    return basicCredentials(req.headers.authorization)?.id ?? form.get('client_id');
+  } catch {
+    return form.get('client_id');
+  }
+}
+
 /** RFC 6749 §2.3.1: both parts are form-urlencoded before they are joined. */
 function basicCredentials(header: string | undefined): { id: string; secret: string } | undefined {
   if (!header || !/^basic /i.test(header)) return undefined;

@@ -16,17 +16,24 @@ export const PUBLIC_CORS = {
 export class OAuthError extends Error {
   readonly code: string;
   readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: string, description: string, status = 400) {
+  constructor(code: string, description: string, status = 400, headers: Record<string, string> = {}) {
     super(description);
     this.name = 'OAuthError';
     this.code = code;
     this.status = status;
+    this.headers = headers;
   }
 }
 
+/** 429 for a client over its request rate; there is no OAuth error code for it, so the name says it. */
+export function rateLimited(what: string, retryAfterSeconds: number): OAuthError {
+  return new OAuthError('rate_limited', `too many ${what}; retry later`, 429, { 'retry-after': String(Math.max(1, retryAfterSeconds)) });
+}
+
 export function sendOAuthError(res: ServerResponse, error: OAuthError, headers: OutgoingHttpHeaders = {}): void {
-  sendJson(res, error.status, { error: error.code, error_description: error.message }, { ...PUBLIC_CORS, pragma: 'no-cache', ...headers });
+  sendJson(res, error.status, { error: error.code, error_description: error.message }, { ...PUBLIC_CORS, pragma: 'no-cache', ...error.headers, ...headers });
 }
 
 export type FormParams = ReadonlyMap<string, string>;

@@ -7,6 +7,7 @@ import { readCookies, readForm, redirect } from './http.ts';
 import { LoginFailure, type IdentityProvider } from './identity-provider.ts';
 import { sendConsentPage, sendErrorPage } from './pages.ts';
 import { hashSecret, matchesHash, newSecret, s256 } from './secrets.ts';
+import type { BrokerRateLimits } from './rate-limits.ts';
 import type { BrokerStore } from './store.ts';
 import type { Logger } from '../observability/logger.ts';
 
@@ -43,6 +44,7 @@ export interface LoginFlowOptions {
   readonly consentTtlMs: number;
   readonly onEvent: (event: 'authorize' | 'consent' | 'login', result: string) => void;
   readonly logger: Logger;
+  readonly limits: BrokerRateLimits;
 }
 
 /**
@@ -60,7 +62,13 @@ export class LoginFlow {
 
   async authorize(req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
     const { clients, terms, endpoints } = this.#o;
-    const check = await checkAuthorizationRequest(new URLSearchParams(query), clients, terms);
+    const params = new URLSearchParams(query);
+    const wait = this.#o.limits.take('authorize', req.socket.remoteAddress ?? '', params.get('client_id') ?? undefined);
+    if (wait > 0) {
+      this.#o.onEvent('authorize', 'rate_limited');
+      return sendErrorPage(res, 429, 'Too many sign-in attempts. Try again in a moment.', { 'retry-after': String(wait) });
+    }
+    const check = await checkAuthorizationRequest(params, clients, terms);
     if (!check.ok) {
       this.#o.onEvent('authorize', check.redirect === undefined ? 'invalid_client' : check.error.code);
       if (check.redirect === undefined) return sendErrorPage(res, 400, check.message);

@@ -19,9 +19,9 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 }
 
-function sendPage(res: ServerResponse, status: number, title: string, body: string): void {
+function sendPage(res: ServerResponse, status: number, title: string, body: string, headers: Readonly<Record<string, string>> = {}): void {
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body>${body}</body></html>`;
-  res.writeHead(status, { ...PAGE_HEADERS, 'content-length': Buffer.byteLength(html) });
+  res.writeHead(status, { ...PAGE_HEADERS, ...headers, 'content-length': Buffer.byteLength(html) });
   res.end(res.req?.method === 'HEAD' ? undefined : html);
 }
 
@@ -54,6 +54,6 @@ export function sendConsentPage(res: ServerResponse, view: ConsentView): void {
 }
 
 /** A problem that must not be sent to the client's redirect URI (it may not be the client's). */
-export function sendErrorPage(res: ServerResponse, status: number, message: string): void {
-  sendPage(res, status, 'Authorization failed', `<h1>Authorization failed</h1><p>${escapeHtml(message)}</p>`);
+export function sendErrorPage(res: ServerResponse, status: number, message: string, headers: Readonly<Record<string, string>> = {}): void {
+  sendPage(res, status, 'Authorization failed', `<h1>Authorization failed</h1><p>${escapeHtml(message)}</p>`, headers);
 }

@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from '../proxy/respond.ts';
 import type { AccessTokens } from './access-tokens.ts';
-import type { BrokerClient, ClientRegistry } from './clients.ts';
-import { OAuthError, PUBLIC_CORS, readForm, type FormParams } from './http.ts';
+import { presentedClientId, type BrokerClient, type ClientRegistry } from './clients.ts';
+import { OAuthError, PUBLIC_CORS, rateLimited, readForm, type FormParams } from './http.ts';
+import type { BrokerRateLimits } from './rate-limits.ts';
 import type { LoginFlow } from './login-flow.ts';
 import type { Revocations } from './revocations.ts';
 import { hashSecret, newSecret, PKCE_VALUE, s256 } from './secrets.ts';
@@ -26,6 +27,7 @@ export interface TokenEndpointOptions {
   readonly refreshTtlMs: number;
   readonly onGrant: (grantType: string, result: string) => void;
   readonly onReplay: (kind: 'authorization_code' | 'refresh_token') => void;
+  readonly limits: BrokerRateLimits;
 }
 
 /**
@@ -45,6 +47,8 @@ export class TokenEndpoint {
     const grantType = form.get('grant_type');
     const label = grantType === 'authorization_code' || grantType === 'refresh_token' ? grantType : 'other';
     try {
+      const wait = this.#o.limits.take('token', req.socket.remoteAddress ?? '', presentedClientId(req, form));
+      if (wait > 0) throw rateLimited('token requests', wait);
       const client = await this.#o.clients.authenticate(req, form);
       let body: Record<string, unknown>;
       if (grantType === 'authorization_code') body = await this.#authorizationCode(client, form);

@@ -45,6 +45,9 @@ export const DEFAULTS = {
   brokerConsentRemember: '30d',
   brokerLoginTimeout: '10m',
   registrationsPerMinute: 10,
+  authorizationsPerMinute: 60,
+  tokenRequestsPerMinute: 120,
+  clientRequestsPerMinute: 600,
   maxDynamicClients: 10_000,
 } as const;
 
@@ -332,10 +335,20 @@ const broker = z.strictObject({
     .strictObject({
       /** RFC 7591 dynamic client registration. */
       dynamic: z.boolean().default(true),
-      /** Registrations one client IP may make per minute; 429 beyond. */
-      per_minute: count(DEFAULTS.registrationsPerMinute, 1, 10_000),
       /** Dynamically registered clients kept at once; registration answers 503 beyond. */
       max_clients: count(DEFAULTS.maxDynamicClients, 1, 10_000_000),
+    })
+    .prefault({}),
+  /** Requests per minute, per client IP and per client id, at the endpoints anyone can reach; 429 with Retry-After beyond. */
+  rate_limits: z
+    .strictObject({
+      registration: z.strictObject({ per_ip: count(DEFAULTS.registrationsPerMinute, 1, 100_000) }).prefault({}),
+      authorize: z
+        .strictObject({ per_ip: count(DEFAULTS.authorizationsPerMinute, 1, 100_000), per_client: count(DEFAULTS.clientRequestsPerMinute, 1, 1_000_000) })
+        .prefault({}),
+      token: z
+        .strictObject({ per_ip: count(DEFAULTS.tokenRequestsPerMinute, 1, 100_000), per_client: count(DEFAULTS.clientRequestsPerMinute, 1, 1_000_000) })
+        .prefault({}),
     })
     .prefault({}),
   /** How long a user's approval of a client is remembered; the consent page is shown again after it. */

@@ -30,7 +30,7 @@ interface BrokerStack {
 
 const IDP_SECRET_ENV = 'WARDEN_TEST_BROKER_IDP_SECRET';
 
-async function startBrokerStack(): Promise<BrokerStack> {
+async function startBrokerStack(brokerOverrides: Record<string, unknown> = {}): Promise<BrokerStack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-broker-'));
   const mcp = await startMcpServer();
   const port = await freePort();
@@ -47,9 +47,10 @@ async function startBrokerStack(): Promise<BrokerStack> {
     lifecycle: { shutdown_grace: '1s' },
     broker: {
       identity_provider: { issuer: idp.issuer, client_id: idp.client.client_id, client_secret: `\${env:${IDP_SECRET_ENV}}`, scopes: ['openid', 'email'] },
-      registration: { per_minute: 100 },
+      rate_limits: { registration: { per_ip: 1000 }, authorize: { per_ip: 1000 }, token: { per_ip: 1000 } },
       tokens: { access_ttl: '10m' },
       store: { type: 'sqlite', path: join(dir, 'broker.db') },
+      ...brokerOverrides,
     },
   });
   const logs: Array<Record<string, unknown>> = [];
@@ -367,6 +368,45 @@ describe('broker mode: mcp-warden as the authorization server in front of an ide
     // Same browser, same client: no consent page this time (a page would stop the walk).
     const again = await codeFor(clientId, { cookies: browser.cookies });
     expect((await redeem(clientId, again.code, again.verifier)).status).toBe(200);
+  });
+});
+
+describe('broker rate limits', () => {
+  let stack: BrokerStack;
+  beforeAll(async () => {
+    stack = await startBrokerStack({ rate_limits: { registration: { per_ip: 2 }, authorize: { per_client: 3 }, token: { per_client: 3 } } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('answer 429 with Retry-After: registrations per IP, authorizations and token requests per client id', async () => {
+    const register = () =>
+      fetch(`${stack.issuer}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'none' }) });
+    const [a, b] = (await Promise.all([register(), register()]).then((responses) => Promise.all(responses.map((response) => response.json())))) as Array<{ client_id: string }>;
+    const third = await register();
+    expect(third.status).toBe(429);
+    expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(((await third.json()) as { error: string }).error).toBe('rate_limited');
+
+    const authorize = (clientId: string) => {
+      const url = new URL(`${stack.issuer}/oauth/authorize`);
+      for (const [name, value] of Object.entries({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT_URI, code_challenge_method: 'S256', code_challenge: 'x'.repeat(43) })) url.searchParams.set(name, value);
+      return fetch(url, { redirect: 'manual' });
+    };
+    for (let i = 0; i < 3; i += 1) expect((await authorize(a!.client_id)).status).toBe(200);
+    const limited = await authorize(a!.client_id);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await authorize(b!.client_id)).status).toBe(200);
+
+    const token = (clientId: string) =>
+      fetch(`${stack.issuer}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'authorization_code', client_id: clientId, code: 'nope', code_verifier: 'v'.repeat(43) }) });
+    for (let i = 0; i < 3; i += 1) expect((await token(a!.client_id)).status).toBe(400);
+    const slowed = await token(a!.client_id);
+    expect(slowed.status).toBe(429);
+    expect(slowed.headers.get('retry-after')).toBeTruthy();
+    expect((await token(b!.client_id)).status).toBe(400);
   });
 });
 

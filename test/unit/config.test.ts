@@ -166,7 +166,8 @@ broker:
     expect(config.authorization_servers).toEqual([]);
     expect(config.broker).toMatchObject({
       identity_provider: { client_secret: { kind: 'env', name: 'IDP_SECRET' }, scopes: ['openid'], subject_claim: 'sub', auth_method: 'client_secret_basic' },
-      registration: { dynamic: true, per_minute: 10, max_clients: 10_000 },
+      registration: { dynamic: true, max_clients: 10_000 },
+      rate_limits: { registration: { per_ip: 10 }, authorize: { per_ip: 60, per_client: 600 }, token: { per_ip: 120, per_client: 600 } },
       consent: { remember: 30 * 86_400_000 },
       tokens: { access_ttl: 3_600_000, refresh_ttl: 30 * 86_400_000, code_ttl: 60_000, login_ttl: 600_000 },
       store: { type: 'sqlite', path: 'mcp-warden-broker.db' },

@@ -1,3 +1,4 @@
+import { ClientMetadataFailure } from './client-metadata-documents.ts';
 import type { BrokerClient, ClientRegistry } from './clients.ts';
 import { OAuthError, singleValued } from './http.ts';
 import { PKCE_VALUE } from './secrets.ts';
@@ -41,7 +42,13 @@ export async function checkAuthorizationRequest(query: URLSearchParams, clients:
     return { ok: false, redirect: undefined, message: (error as Error).message };
   }
   const clientId = params.get('client_id');
-  const client = clientId === undefined ? undefined : await clients.find(clientId);
+  let client: BrokerClient | undefined;
+  try {
+    client = clientId === undefined ? undefined : await clients.find(clientId);
+  } catch (error) {
+    if (!(error instanceof ClientMetadataFailure)) throw error;
+    return { ok: false, redirect: undefined, message: `The application's client metadata document cannot be used: ${error.message}.` };
+  }
   if (!client) return { ok: false, redirect: undefined, message: 'The application that sent you here is not registered with this server.' };
   const given = params.get('redirect_uri');
   const redirectUri = given ?? (client.redirect_uris.length === 1 ? client.redirect_uris[0] : undefined);

@@ -6,6 +6,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { sendJson } from '../proxy/respond.ts';
 import { AccessTokens } from './access-tokens.ts';
+import { ClientMetadataDocuments } from './client-metadata-documents.ts';
 import { ClientRegistry, type PreRegistered } from './clients.ts';
 import { BrowserCookies } from './cookies.ts';
 import { brokerEndpoints, brokerIssuerOf, pathOf } from './endpoints.ts';
@@ -56,8 +57,10 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
     return source;
   };
   const store: BrokerStore = new SqliteStore(settings.store.path);
+  const closers: Array<() => void> = [];
   const closeAll = () => {
     for (const source of secrets) source.close();
+    for (const close of closers) close();
     store.close();
   };
   try {
@@ -80,7 +83,9 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
       },
       secret: client.client_secret ? open(client.client_secret) : undefined,
     }));
-    const clients = new ClientRegistry(store, preRegistered);
+    const documents = settings.registration.client_id_metadata_documents ? new ClientMetadataDocuments(settings.client_metadata) : undefined;
+    closers.push(() => void documents?.close());
+    const clients = new ClientRegistry(store, preRegistered, documents);
     const accessTokens = new AccessTokens(issuer, key, settings.tokens.access_ttl);
     const limits = new BrokerRateLimits(settings.rate_limits);
     const login = new LoginFlow({
@@ -111,7 +116,11 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
       },
       limits,
     });
-    const metadata = buildAuthorizationServerMetadata(endpoints, { scopes: config.resource.scopes_supported, dynamicRegistration: settings.registration.dynamic });
+    const metadata = buildAuthorizationServerMetadata(endpoints, {
+      scopes: config.resource.scopes_supported,
+      dynamicRegistration: settings.registration.dynamic,
+      clientIdMetadataDocuments: settings.registration.client_id_metadata_documents,
+    });
     const jwks = JSON.stringify({ keys: [key.publicJwk] });
 
     const register: Handler = async (req, res) => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isRedirectUriAllowed } from '../config/load.ts';
 import type { SecretSource } from '../config/secret-source.ts';
+import { ClientMetadataDocuments, ClientMetadataFailure } from './client-metadata-documents.ts';
 import { OAuthError, type FormParams } from './http.ts';
 import { hashSecret, matchesHash, newSecret } from './secrets.ts';
 import type { BrokerStore } from './store.ts';
@@ -23,6 +24,8 @@ export interface BrokerClient {
 }
 
 const LIMITS = { redirectUris: 10, uriLength: 2000, nameLength: 200, scopeLength: 1000 };
+/** Metadata document URLs make client ids long; anything longer is not looked up at all. */
+const MAX_CLIENT_ID_LENGTH = 2000;
 
 export interface PreRegistered {
   readonly client: BrokerClient;
@@ -32,15 +35,24 @@ export interface PreRegistered {
 export class ClientRegistry {
   readonly #store: BrokerStore;
   readonly #preRegistered: ReadonlyMap<string, PreRegistered>;
+  readonly #documents: ClientMetadataDocuments | undefined;
 
-  constructor(store: BrokerStore, preRegistered: readonly PreRegistered[]) {
+  constructor(store: BrokerStore, preRegistered: readonly PreRegistered[], documents?: ClientMetadataDocuments) {
     this.#store = store;
     this.#preRegistered = new Map(preRegistered.map((entry) => [entry.client.client_id, entry]));
+    this.#documents = documents;
   }
 
+  /**
+   * A pre-registered or registered client, or the one a client ID metadata document describes. Throws
+   * ClientMetadataFailure, saying why, for a metadata URL that cannot be used.
+   */
   async find(clientId: string): Promise<BrokerClient | undefined> {
-    if (clientId.length === 0 || clientId.length > 256) return undefined;
-    return this.#preRegistered.get(clientId)?.client ?? (await this.#store.get<BrokerClient>('client', clientId));
+    if (clientId.length === 0 || clientId.length > MAX_CLIENT_ID_LENGTH) return undefined;
+    const known = this.#preRegistered.get(clientId)?.client;
+    if (known) return known;
+    if (this.#documents && ClientMetadataDocuments.names(clientId)) return this.#documents.resolve(clientId);
+    return this.#store.get<BrokerClient>('client', clientId);
   }
 
   /** RFC 7591 §3.2.1: the registered metadata, with a client secret only for a confidential client. */
@@ -67,7 +79,13 @@ export class ClientRegistry {
     const clientId = basic?.id ?? form.get('client_id');
     if (clientId === undefined) throw invalidClient('client authentication required');
     if (basic && form.has('client_id') && form.get('client_id') !== basic.id) throw invalidClient('client_id differs from the authenticated client');
-    const client = await this.find(clientId);
+    let client: BrokerClient | undefined;
+    try {
+      client = await this.find(clientId);
+    } catch (error) {
+      if (error instanceof ClientMetadataFailure) throw invalidClient(error.message);
+      throw error;
+    }
     if (!client) throw invalidClient('unknown client');
     const method = basic ? 'client_secret_basic' : form.has('client_secret') ? 'client_secret_post' : 'none';
     if (method !== client.token_endpoint_auth_method) throw invalidClient(`this client authenticates with ${client.token_endpoint_auth_method}`);
@@ -111,7 +129,7 @@ function basicCredentials(header: string | undefined): { id: string; secret: str
 }
 
 /** RFC 7591 §2 metadata, checked member by member; what the broker does not use is not kept. */
-function validateMetadata(metadata: unknown): BrokerClient {
+export function validateMetadata(metadata: unknown): BrokerClient {
   const bad = (description: string, code = 'invalid_client_metadata') => new OAuthError(code, description);
   if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) throw bad('the metadata must be a JSON object');
   const m = metadata as Record<string, unknown>;

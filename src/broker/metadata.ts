@@ -4,7 +4,10 @@ import type { BrokerEndpoints } from './endpoints.ts';
  * RFC 8414 authorization server metadata, built once. Only what the broker does is advertised: the
  * code flow with PKCE S256, refresh tokens, and `iss` in every authorization response (RFC 9207).
  */
-export function buildAuthorizationServerMetadata(endpoints: BrokerEndpoints, options: { scopes: readonly string[]; dynamicRegistration: boolean }): string {
+export function buildAuthorizationServerMetadata(
+  endpoints: BrokerEndpoints,
+  options: { scopes: readonly string[]; dynamicRegistration: boolean; clientIdMetadataDocuments: boolean },
+): string {
   const authMethods = ['none', 'client_secret_basic', 'client_secret_post'];
   const document: Record<string, unknown> = {
     issuer: endpoints.issuer,
@@ -20,6 +23,7 @@ export function buildAuthorizationServerMetadata(endpoints: BrokerEndpoints, opt
     token_endpoint_auth_methods_supported: authMethods,
     revocation_endpoint_auth_methods_supported: authMethods,
     authorization_response_iss_parameter_supported: true,
+    ...(options.clientIdMetadataDocuments ? { client_id_metadata_document_supported: true } : {}),
   };
   if (options.scopes.length > 0) document.scopes_supported = options.scopes;
   return JSON.stringify(document);

@@ -335,8 +335,25 @@ const broker = z.strictObject({
     .strictObject({
       /** RFC 7591 dynamic client registration. */
       dynamic: z.boolean().default(true),
+      /** A client id that is an https URL names its own metadata document, fetched under broker.client_metadata. */
+      client_id_metadata_documents: z.boolean().default(true),
       /** Dynamically registered clients kept at once; registration answers 503 beyond. */
       max_clients: count(DEFAULTS.maxDynamicClients, 1, 10_000_000),
+    })
+    .prefault({}),
+  /** How client ID metadata documents are fetched. */
+  client_metadata: z
+    .strictObject({
+      timeout: duration('5s'),
+      max_bytes: count(5120, 256, 1024 * 1024),
+      /** A document is cached as its Cache-Control says, never longer than this. */
+      cache_max_ttl: duration('1h'),
+      /** Private, loopback and link-local addresses are refused unless this is on. */
+      allow_private_addresses: z.boolean().default(false),
+      /** PEM file of extra certificate authorities to trust for these fetches (an internal CA). */
+      extra_ca_file: text().optional(),
+      /** http:// on a loopback host, for tests only. */
+      insecure_allow_http_loopback: z.boolean().default(false),
     })
     .prefault({}),
   /** Requests per minute, per client IP and per client id, at the endpoints anyone can reach; 429 with Retry-After beyond. */

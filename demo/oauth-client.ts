@@ -35,7 +35,11 @@ class ScriptedProvider implements OAuthClientProvider {
   code: Promise<string> | undefined;
   readonly #metadata: OAuthClientMetadata;
 
-  constructor(clientName: string, scope: string | undefined, refreshTokens: boolean) {
+  /** A client ID metadata document URL: used as the client id where the server supports them (no registration). */
+  readonly clientMetadataUrl: string | undefined;
+
+  constructor(clientName: string, scope: string | undefined, refreshTokens: boolean, clientMetadataUrl?: string) {
+    this.clientMetadataUrl = clientMetadataUrl;
     this.#metadata = {
       client_name: clientName,
       redirect_uris: [REDIRECT_URI],
@@ -169,6 +173,8 @@ interface ConnectOptions {
   readonly clientName?: string;
   /** The user's browser: its cookies and how it answers pages such as a consent form. */
   readonly browser?: ScriptedBrowser;
+  /** Where this client's metadata document is served, for servers that take client ID metadata documents. */
+  readonly clientMetadataUrl?: string;
   readonly scope?: string;
   readonly refreshTokens?: boolean;
 }
@@ -179,7 +185,7 @@ export async function connectWithOAuth(
   mcpUrl: string,
   options: ConnectOptions & { legacySse?: boolean } = {},
 ): Promise<OAuthConnection<StreamableHTTPClientTransport | SSEClientTransport>> {
-  const provider = new ScriptedProvider(options.clientName ?? 'mcp-warden scripted client', options.scope, options.refreshTokens ?? true);
+  const provider = new ScriptedProvider(options.clientName ?? 'mcp-warden scripted client', options.scope, options.refreshTokens ?? true, options.clientMetadataUrl);
   if (options.browser) provider.browser = options.browser;
   // `legacySse`: mcpUrl is a 2024-11-05 `/sse` endpoint, spoken with the SDK's SSEClientTransport.
   const open = () =>

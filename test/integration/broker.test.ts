@@ -1,4 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +13,7 @@ import { startMcpServer, type StartedMcpServer } from '../../demo/mcp-server.ts'
 import { answerConsent, connectWithOAuth, followAuthorizationRedirects, REDIRECT_URI, type ScriptedBrowser } from '../../demo/oauth-client.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { startWarden, type Warden } from '../../src/server.ts';
+import { makeTestCertificates, type TestCertificates } from '../helpers/test-ca.ts';
 import { assertNothingSecretLogged, freePort, INITIALIZE, MCP_HEADERS, SCOPES, startStack, waitFor, type Stack } from '../helpers/stack.ts';
 
 /**
@@ -368,6 +372,55 @@ describe('broker mode: mcp-warden as the authorization server in front of an ide
     // Same browser, same client: no consent page this time (a page would stop the walk).
     const again = await codeFor(clientId, { cookies: browser.cookies });
     expect((await redeem(clientId, again.code, again.verifier)).status).toBe(200);
+  });
+});
+
+describe('broker mode with a client ID metadata document', () => {
+  let stack: BrokerStack;
+  let certs: TestCertificates;
+  let documents: HttpsServer;
+  let origin: string;
+  beforeAll(async () => {
+    certs = makeTestCertificates();
+    documents = createHttpsServer({ key: certs.key, cert: certs.cert }, (req, res) => {
+      const clientId = `${origin}${req.url}`;
+      const body = { client_id: req.url === '/other.json' ? `${origin}/client.json` : clientId, client_name: 'CIMD app', redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_method: 'none' };
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
+      res.end(JSON.stringify(body));
+    });
+    documents.listen(0, '127.0.0.1');
+    await once(documents, 'listening');
+    origin = `https://127.0.0.1:${(documents.address() as AddressInfo).port}`;
+    stack = await startBrokerStack({ client_metadata: { allow_private_addresses: true, extra_ca_file: certs.caFile } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    documents?.closeAllConnections();
+    documents?.close();
+    certs?.remove();
+  });
+
+  it('11.1: the SDK client uses its metadata URL as client_id, without a registration call, through to a tool', async () => {
+    const metadata = (await (await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+    expect(metadata.client_id_metadata_document_supported).toBe(true);
+    const connection = await connectWithOAuth(stack.mcpUrl, { clientName: 'cimd e2e', clientMetadataUrl: `${origin}/client.json`, browser: { cookies: new Map(), onPage: answerConsent('approve') } });
+    try {
+      expect(decodeJwt(connection.accessToken())).toMatchObject({ client_id: `${origin}/client.json`, sub: 'idp-user-1', aud: stack.mcpUrl });
+      expect(stack.logs.filter((log) => log.path === '/oauth/register')).toEqual([]);
+      const result = await connection.client.callTool({ name: 'echo', arguments: { text: 'by metadata document' } });
+      expect(result.content).toEqual([{ type: 'text', text: 'by metadata document' }]);
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it('shows why a metadata document is refused, and redirects nowhere', async () => {
+    const url = new URL(`${stack.issuer}/oauth/authorize`);
+    for (const [name, value] of Object.entries({ response_type: 'code', client_id: `${origin}/other.json`, redirect_uri: REDIRECT_URI, code_challenge_method: 'S256', code_challenge: 'x'.repeat(43) })) url.searchParams.set(name, value);
+    const response = await fetch(url, { redirect: 'manual' });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('location')).toBeNull();
+    expect(await response.text()).toContain('names another client_id');
   });
 });
 

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +111,25 @@ describe('client ID metadata documents', () => {
       expect(await refusal(documents, `${origin}/missing.json`)).toMatch(/answered 404/);
     } finally {
       await Promise.all([documents.close(), strict.close()]);
+    }
+  });
+
+  it('takes plain http only on loopback, and only with insecure_allow_http_loopback', async () => {
+    const plain = createHttpServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ client_id: `http://127.0.0.1:${(plain.address() as AddressInfo).port}${req.url}`, redirect_uris: [REDIRECT_URI] }));
+    });
+    plain.listen(0, '127.0.0.1');
+    await once(plain, 'listening');
+    const url = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/client.json`;
+    const insecure = resolver({ insecure_allow_http_loopback: true });
+    const secure = resolver();
+    try {
+      expect((await insecure.resolve(url)).client_id).toBe(url);
+      expect(await refusal(secure, url)).toMatch(/must be https/);
+    } finally {
+      await Promise.all([insecure.close(), secure.close()]);
+      plain.close();
     }
   });
 

@@ -15,7 +15,8 @@ import { IdentityProvider } from './identity-provider.ts';
 import { LoginFlow } from './login-flow.ts';
 import { buildAuthorizationServerMetadata } from './metadata.ts';
 import { sendErrorPage } from './pages.ts';
-import { BrokerRateLimits } from './rate-limits.ts';
+import { BrokerRateLimits, MemoryBuckets, RedisBuckets, type BucketStore } from './rate-limits.ts';
+import { RedisStore } from './redis-store.ts';
 import { handleRevocation } from './revocation-endpoint.ts';
 import { Revocations } from './revocations.ts';
 import { loadSigningKey } from './signing-key.ts';
@@ -24,6 +25,25 @@ import type { BrokerStore } from './store.ts';
 import { TokenEndpoint } from './token-endpoint.ts';
 
 const PURGE_EVERY_MS = 60_000;
+const REVOCATION_SYNC_MS = 2_000;
+
+/** The configured store, ready to use, and where the rate limits keep their buckets beside it. */
+async function openStore(
+  settings: BrokerConfig['store'],
+  open: (ref: Parameters<typeof openSecretSource>[0]) => SecretSource,
+): Promise<{ store: BrokerStore; buckets: BucketStore; shared: boolean }> {
+  if (settings.type === 'sqlite') return { store: new SqliteStore(settings.path), buckets: new MemoryBuckets(), shared: false };
+  const url = open(settings.url).current();
+  if (!url.ok) throw new Error(`broker.store.url: ${url.problem}`);
+  const store = new RedisStore(url.value, settings.key_prefix);
+  try {
+    await store.ready();
+  } catch (error) {
+    store.close();
+    throw new Error(`broker.store: the Redis server does not answer (${(error as Error).message})`);
+  }
+  return { store, buckets: new RedisBuckets(store.client, settings.key_prefix), shared: true };
+}
 
 export interface Broker {
   readonly issuer: string;
@@ -56,19 +76,28 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
     secrets.push(source);
     return source;
   };
-  const store: BrokerStore = new SqliteStore(settings.store.path);
   const closers: Array<() => void> = [];
+  let opened: Awaited<ReturnType<typeof openStore>> | undefined;
   const closeAll = () => {
     for (const source of secrets) source.close();
     for (const close of closers) close();
-    store.close();
+    opened?.store.close();
   };
   try {
+    opened = await openStore(settings.store, open);
+    const { store } = opened;
     const configuredKey = settings.signing_key ? open(settings.signing_key).current() : undefined;
     if (configuredKey && !configuredKey.ok) throw new Error(`broker.signing_key: ${configuredKey.problem}`);
     const key = await loadSigningKey(store, configuredKey?.value);
     const revocations = new Revocations(store, issuer);
     await revocations.load();
+    // Another replica's revocations reach this one's request path within this period; the token
+    // endpoint asks the store itself, so a revoked grant never refreshes anywhere.
+    if (opened.shared) {
+      const sync = setInterval(() => revocations.load().catch((error: unknown) => logger.error({ err: error }, 'broker: reading revocations failed')), REVOCATION_SYNC_MS);
+      sync.unref();
+      closers.push(() => clearInterval(sync));
+    }
     const idpSecret = open(settings.identity_provider.client_secret);
     const idpSecretValue = idpSecret.current();
     if (!idpSecretValue.ok) throw new Error(`broker.identity_provider.client_secret: ${idpSecretValue.problem}`);
@@ -87,7 +116,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
     closers.push(() => void documents?.close());
     const clients = new ClientRegistry(store, preRegistered, documents);
     const accessTokens = new AccessTokens(issuer, key, settings.tokens.access_ttl);
-    const limits = new BrokerRateLimits(settings.rate_limits);
+    const limits = new BrokerRateLimits(settings.rate_limits, opened.buckets);
     const login = new LoginFlow({
       store,
       clients,
@@ -124,7 +153,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
     const jwks = JSON.stringify({ keys: [key.publicJwk] });
 
     const register: Handler = async (req, res) => {
-      const wait = limits.take('registration', req.socket.remoteAddress ?? '');
+      const wait = await limits.take('registration', req.socket.remoteAddress ?? '');
       if (wait > 0) {
         metrics.brokerEvent('register', 'rate_limited');
         throw rateLimited('registrations from this address', wait);

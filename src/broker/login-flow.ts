@@ -63,7 +63,7 @@ export class LoginFlow {
   async authorize(req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
     const { clients, terms, endpoints } = this.#o;
     const params = new URLSearchParams(query);
-    const wait = this.#o.limits.take('authorize', req.socket.remoteAddress ?? '', params.get('client_id') ?? undefined);
+    const wait = await this.#o.limits.take('authorize', req.socket.remoteAddress ?? '', params.get('client_id') ?? undefined);
     if (wait > 0) {
       this.#o.onEvent('authorize', 'rate_limited');
       return sendErrorPage(res, 429, 'Too many sign-in attempts. Try again in a moment.', { 'retry-after': String(wait) });

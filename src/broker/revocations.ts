@@ -19,6 +19,7 @@ export class Revocations {
     this.#now = now;
   }
 
+  /** Reads the store's revocations into memory: at start, and periodically when replicas share the store. */
   async load(): Promise<void> {
     for (const record of await this.#store.list('revoked')) this.#until.set(record.key, record.expiresAt ?? Number.POSITIVE_INFINITY);
   }
@@ -31,8 +32,9 @@ export class Revocations {
     return this.#add(`grant:${grantId}`, untilMs);
   }
 
-  isGrantRevoked(grantId: string): boolean {
-    return this.#live(`grant:${grantId}`);
+  /** Asks the store too: another replica may have revoked the grant since this one last read. */
+  async isGrantRevoked(grantId: string): Promise<boolean> {
+    return this.#live(`grant:${grantId}`) || (await this.#store.get('revoked', `grant:${grantId}`)) !== undefined;
   }
 
   /** For the verifier: a broker token whose jti or grant was revoked. Tokens of other issuers pass. */

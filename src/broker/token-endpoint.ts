@@ -47,7 +47,7 @@ export class TokenEndpoint {
     const grantType = form.get('grant_type');
     const label = grantType === 'authorization_code' || grantType === 'refresh_token' ? grantType : 'other';
     try {
-      const wait = this.#o.limits.take('token', req.socket.remoteAddress ?? '', presentedClientId(req, form));
+      const wait = await this.#o.limits.take('token', req.socket.remoteAddress ?? '', presentedClientId(req, form));
       if (wait > 0) throw rateLimited('token requests', wait);
       const client = await this.#o.clients.authenticate(req, form);
       let body: Record<string, unknown>;
@@ -92,7 +92,7 @@ export class TokenEndpoint {
     const token = form.get('refresh_token');
     if (!token) throw new OAuthError('invalid_request', 'refresh_token is required');
     const used = await this.#o.store.use<RefreshGrant>('refresh', hashSecret(token));
-    if (!used || this.#o.revocations.isGrantRevoked(used.value.grantId)) throw new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
+    if (!used || (await this.#o.revocations.isGrantRevoked(used.value.grantId))) throw new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
     const grant = used.value;
     if (grant.clientId !== client.client_id) throw new OAuthError('invalid_grant', 'the refresh token was issued to another client');
     if (!used.first) {

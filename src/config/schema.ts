@@ -381,10 +381,25 @@ const broker = z.strictObject({
     .prefault({}),
   /** A private JWK (RS256, ES256 or EdDSA) from a file or Secret; generated once and kept in the store when omitted. */
   signing_key: secret().optional(),
-  /** The embedded store, one SQLite file: it must sit on a writable, preferably persistent, volume. */
-  store: z
-    .strictObject({ type: z.literal('sqlite').default('sqlite'), path: text().pipe(z.string().min(1)).default(DEFAULTS.brokerStorePath) })
-    .prefault({}),
+  /**
+   * Where the broker keeps its state: one SQLite file (one replica; it must sit on a writable, preferably
+   * persistent, volume), or a Redis/Valkey server shared by every replica. `type` defaults to sqlite.
+   */
+  store: z.preprocess(
+    (value) => (typeof value === 'object' && value !== null && !('type' in value) ? { ...value, type: 'sqlite' } : value),
+    z
+      .discriminatedUnion('type', [
+        z.strictObject({ type: z.literal('sqlite'), path: text().pipe(z.string().min(1)).default(DEFAULTS.brokerStorePath) }),
+        z.strictObject({
+          type: z.literal('redis'),
+          /** redis:// or rediss:// URL; it may carry a password, so it comes from env or a file. */
+          url: secret(),
+          /** Keys are `<key_prefix>:<kind>:<hash>`; replicas of one deployment share a prefix. */
+          key_prefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits, _ . : - only').default('mcp-warden'),
+        }),
+      ])
+      .default({ type: 'sqlite', path: DEFAULTS.brokerStorePath }),
+  ),
 });
 
 const lifecycle = z.strictObject({ shutdown_grace: duration(DEFAULTS.shutdownGrace) }).prefault({});

@@ -1,94 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIdentityProvider, type StartedIdentityProvider } from '../../demo/identity-provider.ts';
-import { startMcpServer, type StartedMcpServer } from '../../demo/mcp-server.ts';
 import { answerConsent, connectWithOAuth, followAuthorizationRedirects, REDIRECT_URI, type ScriptedBrowser } from '../../demo/oauth-client.ts';
-import { validateConfig } from '../../src/config/load.ts';
-import { startWarden, type Warden } from '../../src/server.ts';
 import { makeTestCertificates, type TestCertificates } from '../helpers/test-ca.ts';
-import { assertNothingSecretLogged, freePort, INITIALIZE, MCP_HEADERS, SCOPES, startStack, waitFor, type Stack } from '../helpers/stack.ts';
-
-/**
- * Broker mode against real parts: oidc-provider as an identity provider that MCP clients could not use
- * (no dynamic registration, no resource indicators, one pre-registered confidential client: the
- * broker), the SDK MCP server upstream, and the official SDK client doing the whole flow.
- */
-interface BrokerStack {
-  readonly idp: StartedIdentityProvider;
-  readonly mcp: StartedMcpServer;
-  readonly issuer: string;
-  readonly mcpUrl: string;
-  readonly logs: Array<Record<string, unknown>>;
-  warden: Warden;
-  restart(): Promise<void>;
-  close(): Promise<void>;
-}
-
-const IDP_SECRET_ENV = 'WARDEN_TEST_BROKER_IDP_SECRET';
-
-async function startBrokerStack(brokerOverrides: Record<string, unknown> = {}): Promise<BrokerStack> {
-  const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-broker-'));
-  const mcp = await startMcpServer();
-  const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
-  const mcpUrl = `${issuer}/mcp`;
-  const idp = await startIdentityProvider({ redirectUri: `${issuer}/oauth/callback` });
-  process.env[IDP_SECRET_ENV] = idp.client.client_secret;
-  const config = validateConfig({
-    listen: { host: '127.0.0.1', port },
-    admin: { host: '127.0.0.1', port: 0 },
-    resource: { url: mcpUrl, name: 'Broker test server', scopes_supported: SCOPES },
-    tokens: { clock_tolerance: '0s' },
-    upstream: { url: mcp.origin },
-    lifecycle: { shutdown_grace: '1s' },
-    broker: {
-      identity_provider: { issuer: idp.issuer, client_id: idp.client.client_id, client_secret: `\${env:${IDP_SECRET_ENV}}`, scopes: ['openid', 'email'] },
-      rate_limits: { registration: { per_ip: 1000 }, authorize: { per_ip: 1000 }, token: { per_ip: 1000 } },
-      tokens: { access_ttl: '10m' },
-      store: { type: 'sqlite', path: join(dir, 'broker.db') },
-      ...brokerOverrides,
-    },
-  });
-  const logs: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
-  const boot = async () => {
-    const warden = await startWarden(config, { logger });
-    await waitFor(() => warden.readiness.ready, 'warden ready');
-    return warden;
-  };
-  const stack: BrokerStack = {
-    idp,
-    mcp,
-    issuer,
-    mcpUrl,
-    logs,
-    warden: await boot(),
-    async restart() {
-      await stack.warden.shutdown();
-      stack.warden = await boot();
-    },
-    async close() {
-      await stack.warden.shutdown();
-      await Promise.all([idp.close(), mcp.close()]);
-      rmSync(dir, { recursive: true, force: true });
-      assertNothingSecretLogged(logs, [idp.client.client_secret]);
-    },
-  };
-  return stack;
-}
-
-function pkce(): { verifier: string; challenge: string } {
-  const verifier = randomBytes(32).toString('base64url');
-  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
-}
+import { pkce, startBrokerStack, type BrokerStack } from '../helpers/broker-stack.ts';
+import { INITIALIZE, MCP_HEADERS, SCOPES, startStack, type Stack } from '../helpers/stack.ts';
 
 describe('broker mode: mcp-warden as the authorization server in front of an identity provider MCP clients cannot use', () => {
   let stack: BrokerStack;

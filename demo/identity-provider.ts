@@ -19,7 +19,17 @@ export interface StartedIdentityProvider {
   close(): Promise<void>;
 }
 
-export async function startIdentityProvider(options: { redirectUri: string; account?: string; port?: number }): Promise<StartedIdentityProvider> {
+export interface IdentityProviderOptions {
+  readonly redirectUri: string;
+  readonly account?: string;
+  readonly port?: number;
+  /** Access token life; short ones let a test see the broker refresh them. */
+  readonly accessTokenTtlSeconds?: number;
+  /** Issue refresh tokens to the broker (for per-user upstream tokens). */
+  readonly refreshTokens?: boolean;
+}
+
+export async function startIdentityProvider(options: IdentityProviderOptions): Promise<StartedIdentityProvider> {
   const server = createServer();
   server.listen(options.port ?? 0, '127.0.0.1');
   await once(server, 'listening');
@@ -28,7 +38,17 @@ export async function startIdentityProvider(options: { redirectUri: string; acco
   let account = options.account ?? 'idp-user-1';
 
   const configuration: Configuration = {
-    clients: [{ ...client, redirect_uris: [options.redirectUri], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }],
+    clients: [
+      {
+        ...client,
+        redirect_uris: [options.redirectUri],
+        grant_types: options.refreshTokens ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    ],
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    ttl: { AccessToken: options.accessTokenTtlSeconds ?? 600, AuthorizationCode: 60, IdToken: 600, RefreshToken: 86_400, Interaction: 600, Session: 86_400, Grant: 86_400 },
     scopes: ['openid', 'profile', 'email'],
     claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },

@@ -26,7 +26,7 @@ import { rawHeaderValues } from './proxy/raw-headers.ts';
 import { parseRequestPath } from './proxy/request-path.ts';
 import type { StreamSlots } from './proxy/stream-slots.ts';
 import { sendJson } from './proxy/respond.ts';
-import type { UpstreamCredential } from './upstream/credential.ts';
+import type { CredentialHeaders, UpstreamCredential } from './upstream/credential.ts';
 import type { createIdentityHeaders } from './upstream/identity-headers.ts';
 
 export interface PipelineParts {
@@ -219,7 +219,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       return refuse(res, access, new AuthFailure('session_foreign', 'legacy sessionId of another principal', principal.issuer));
     }
     if (policy.inspectsBodies && req.method === 'POST') return inspect(req, res, access, principal);
-    pass(req, res, access, principal, undefined);
+    return pass(req, res, access, principal, undefined);
   };
 
   /** Rules are on: the JSON-RPC body is read and judged whole before a byte of it is forwarded. */
@@ -240,12 +240,21 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
       access.rpc = { methods: messages.map((decision) => decision.message.method), target: messages[0]?.message.target };
     }
     if (!judgement.allowed) return refuse(res, access, new AuthFailure(judgement.reason, judgement.detail, principal.issuer), judgement.decision?.needed);
-    pass(req, res, access, principal, read.body);
+    return pass(req, res, access, principal, read.body);
   };
 
-  /** Authorized: the client's credentials out, ours in, and on to the upstream. */
-  const pass = (req: IncomingMessage, res: ServerResponse, access: Access, principal: Principal, body: Buffer | undefined): void => {
-    const upstreamCredential = credential.headers();
+  /** Authorized: our credential for the upstream, at once when it is static, else once the user's is at hand. */
+  const pass = (req: IncomingMessage, res: ServerResponse, access: Access, principal: Principal, body: Buffer | undefined): void | Promise<void> => {
+    const upstreamCredential = credential.headers(principal);
+    if (!(upstreamCredential instanceof Promise)) return forward(req, res, access, principal, body, upstreamCredential);
+    return upstreamCredential.then((resolved) => {
+      // The client may have gone while the user's token was looked up: nothing is sent for it then.
+      if (!res.destroyed) forward(req, res, access, principal, body, resolved);
+    });
+  };
+
+  /** The client's credentials out, ours in, and on to the upstream. */
+  const forward = (req: IncomingMessage, res: ServerResponse, access: Access, principal: Principal, body: Buffer | undefined, upstreamCredential: CredentialHeaders): void => {
     if (!upstreamCredential.ok) {
       access.outcome = 'unavailable';
       access.reason = 'upstream_credential_unavailable';

@@ -45,16 +45,17 @@ export interface StartOptions {
 /** The composition root: builds every part from the config, joins auth and proxy, and listens. */
 export async function startWarden(config: Config, options: StartOptions = {}): Promise<Warden> {
   const logger = options.logger ?? createLogger(config.logging.level, { pretty: config.logging.pretty });
-  const credential = createUpstreamCredential(config.upstream.credential);
+  // A per-user credential needs the broker's user tokens; a static one is checked before anything starts.
+  const staticCredential = config.upstream.credential.type === 'user_token' ? undefined : createUpstreamCredential(config.upstream.credential);
   const introspectionSecrets = new Map<string, SecretSource>();
   config.authorization_servers.forEach((server) => {
     if (server.introspection) introspectionSecrets.set(server.issuer, openSecretSource(server.introspection.client_secret));
   });
   const closeSecrets = () => {
-    credential.close();
+    staticCredential?.close();
     for (const source of introspectionSecrets.values()) source.close();
   };
-  const missing = missingSecrets(config, credential, introspectionSecrets);
+  const missing = missingSecrets(config, staticCredential, introspectionSecrets);
   if (missing.length > 0) {
     closeSecrets();
     throw new ConfigError('config', missing);
@@ -70,6 +71,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       throw error;
     }
   }
+  const credential = staticCredential ?? createUpstreamCredential(config.upstream.credential, broker?.userTokens);
   const verifier = new TokenVerifier(config, introspectionSecrets, {
     onKeyFetch: (issuer, result, count) => metrics.keyFetch(issuer, result, count),
     onIntrospection: (issuer, result, seconds) => metrics.introspection(issuer, result, seconds),
@@ -174,10 +176,10 @@ function packageVersion(): string {
 }
 
 /** Secrets the config names that cannot be read now: the process must not start without them. */
-function missingSecrets(config: Config, credential: UpstreamCredential, introspection: ReadonlyMap<string, SecretSource>): ConfigProblem[] {
+function missingSecrets(config: Config, credential: UpstreamCredential | undefined, introspection: ReadonlyMap<string, SecretSource>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  const upstream = credential.headers();
-  if (!upstream.ok) problems.push({ path: 'upstream.credential.value', message: upstream.problem });
+  const upstream = credential?.headers();
+  if (upstream && !(upstream instanceof Promise) && !upstream.ok) problems.push({ path: 'upstream.credential.value', message: upstream.problem });
   config.authorization_servers.forEach((server, index) => {
     const secret = introspection.get(server.issuer)?.current();
     if (secret && !secret.ok) problems.push({ path: `authorization_servers[${index}].introspection.client_secret`, message: secret.problem });

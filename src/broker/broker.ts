@@ -23,6 +23,8 @@ import { loadSigningKey } from './signing-key.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { BrokerStore } from './store.ts';
 import { TokenEndpoint } from './token-endpoint.ts';
+import { UserTokens, userTokenKey } from './user-tokens.ts';
+import type { UserTokenSource } from '../upstream/credential.ts';
 
 const PURGE_EVERY_MS = 60_000;
 const REVOCATION_SYNC_MS = 2_000;
@@ -49,6 +51,8 @@ export interface Broker {
   readonly issuer: string;
   /** How the resource-server path verifies the broker's tokens, and refuses revoked ones. */
   readonly ownIssuer: OwnIssuer;
+  /** The identity provider's tokens per user, when the upstream credential is user_token. */
+  readonly userTokens: UserTokenSource | undefined;
   /** Whether a request path is one of the broker's. */
   routes(path: string): boolean;
   handle(req: IncomingMessage, res: ServerResponse, path: string, query: string): Promise<void>;
@@ -117,10 +121,26 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
     const clients = new ClientRegistry(store, preRegistered, documents);
     const accessTokens = new AccessTokens(issuer, key, settings.tokens.access_ttl);
     const limits = new BrokerRateLimits(settings.rate_limits, opened.buckets);
+    const identityProvider = new IdentityProvider(settings.identity_provider, idpSecret);
+    const { credential } = config.upstream;
+    let userTokens: UserTokens | undefined;
+    if (credential.type === 'user_token' && settings.encryption_key) {
+      const secret = open(settings.encryption_key).current();
+      if (!secret.ok) throw new Error(`broker.encryption_key: ${secret.problem}`);
+      userTokens = new UserTokens({
+        store,
+        identityProvider,
+        key: userTokenKey(secret.value),
+        refreshBeforeMs: credential.refresh_before,
+        keepMs: settings.tokens.refresh_ttl,
+        onRefresh: (result) => metrics.brokerEvent('user_token_refresh', result),
+      });
+    }
     const login = new LoginFlow({
       store,
       clients,
-      identityProvider: new IdentityProvider(settings.identity_provider, idpSecret),
+      identityProvider,
+      userTokens,
       endpoints,
       cookies: new BrowserCookies(issuer),
       terms: { resource: config.resource.url, scopesSupported: config.resource.scopes_supported, defaultScopes: config.tokens.required_scopes },
@@ -196,6 +216,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
     return {
       issuer,
       ownIssuer: { issuer, jwks: { keys: [key.publicJwk] }, algorithms: [key.alg], isRevoked: revocations.isRevoked },
+      userTokens: userTokens && { issuer, headersFor: (subject) => userTokens.headersFor(subject) },
       routes: (path) => routes.has(path),
       async handle(req, res, path, query) {
         const route = routes.get(path)!;

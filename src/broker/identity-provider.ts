@@ -17,9 +17,18 @@ export interface LoginRequest {
   readonly redirectUri: string;
 }
 
-/** A user the identity provider vouched for. */
+/** The provider's own tokens for a user: what a per-user upstream credential injects. */
+export interface ProviderTokens {
+  readonly accessToken: string;
+  readonly refreshToken: string | undefined;
+  /** Milliseconds since the epoch; undefined when the provider did not say. */
+  readonly expiresAt: number | undefined;
+}
+
+/** A user the identity provider vouched for, and the tokens it issued the broker for them. */
 export interface IdentityProviderUser {
   readonly subject: string;
+  readonly tokens: ProviderTokens | undefined;
 }
 
 /** Why the login at the identity provider did not produce a user; the message never holds a token. */
@@ -30,7 +39,8 @@ export class LoginFailure extends Error {
 /**
  * The broker as an ordinary OpenID Connect client of the identity provider: authorization code with PKCE,
  * `state` and `nonce` bound to the login, and the ID token verified with jose against the provider's keys
- * (issuer, audience, nonce, expiry). The provider's access token is not kept: nothing here needs it.
+ * (issuer, audience, nonce, expiry). The provider's access token is returned for a per-user upstream
+ * credential to keep; nothing else uses it.
  */
 export class IdentityProvider {
   readonly #config: BrokerConfig['identity_provider'];
@@ -85,9 +95,29 @@ export class IdentityProvider {
 
   /** Redeems the provider's code and verifies the ID token it returns. */
   async redeem(code: string, codeVerifier: string, redirectUri: string, nonce: string): Promise<IdentityProviderUser> {
+    const response = await this.#tokenRequest(new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: codeVerifier }), 'the code');
+    const idToken = (response as { id_token?: unknown } | null)?.id_token;
+    if (typeof idToken !== 'string') throw new LoginFailure('the identity provider returned no ID token');
+    const claims = await this.#verifyIdToken(idToken, nonce);
+    const subject = claims[this.#config.subject_claim];
+    if (typeof subject !== 'string' || subject === '' || subject.length > 256) {
+      throw new LoginFailure(`the ID token's ${this.#config.subject_claim} claim is not a usable subject`);
+    }
+    return { subject, tokens: providerTokens(response) };
+  }
+
+  /** A new access token for a user, with the refresh token the provider gave; rotated refresh tokens come back too. */
+  async refresh(refreshToken: string): Promise<ProviderTokens> {
+    const response = await this.#tokenRequest(new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }), 'the refresh token');
+    const tokens = providerTokens(response);
+    if (!tokens) throw new LoginFailure('the identity provider returned no access token');
+    return { ...tokens, refreshToken: tokens.refreshToken ?? refreshToken };
+  }
+
+  /** A token endpoint call, authenticated as the broker's client there. */
+  async #tokenRequest(form: URLSearchParams, what: string): Promise<unknown> {
     const secret = this.#secret.current();
     if (!secret.ok) throw new LoginFailure(`no client secret for the identity provider: ${secret.problem}`);
-    const form = new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: codeVerifier });
     const headers: Record<string, string> = {};
     if (this.#config.auth_method === 'client_secret_basic') {
       const encode = (value: string) => encodeURIComponent(value).replaceAll('%20', '+');
@@ -96,20 +126,11 @@ export class IdentityProvider {
       form.set('client_id', this.#config.client_id);
       form.set('client_secret', secret.value);
     }
-    let response: unknown;
     try {
-      response = await fetchJson(await this.#endpoint('token_endpoint'), { timeoutMs: this.#config.timeout, maxBytes: MAX_RESPONSE_BYTES, form: { body: form.toString(), headers } });
+      return await fetchJson(await this.#endpoint('token_endpoint'), { timeoutMs: this.#config.timeout, maxBytes: MAX_RESPONSE_BYTES, form: { body: form.toString(), headers } });
     } catch (error) {
-      throw new LoginFailure(`the identity provider's token endpoint refused the code: ${(error as Error).message}`);
+      throw new LoginFailure(`the identity provider's token endpoint refused ${what}: ${(error as Error).message}`);
     }
-    const idToken = (response as { id_token?: unknown } | null)?.id_token;
-    if (typeof idToken !== 'string') throw new LoginFailure('the identity provider returned no ID token');
-    const claims = await this.#verifyIdToken(idToken, nonce);
-    const subject = claims[this.#config.subject_claim];
-    if (typeof subject !== 'string' || subject === '' || subject.length > 256) {
-      throw new LoginFailure(`the ID token's ${this.#config.subject_claim} claim is not a usable subject`);
-    }
-    return { subject };
   }
 
   async #verifyIdToken(idToken: string, nonce: string): Promise<JWTPayload> {
@@ -138,4 +159,15 @@ export class IdentityProvider {
     if (typeof value !== 'string') throw new LoginFailure(`${this.#config.issuer} publishes no ${member}`);
     return value;
   }
+}
+
+/** The access token, refresh token and expiry of a token response, when it has an access token. */
+function providerTokens(response: unknown): ProviderTokens | undefined {
+  const { access_token: accessToken, refresh_token: refreshToken, expires_in: expiresIn } = (response ?? {}) as Record<string, unknown>;
+  if (typeof accessToken !== 'string' || accessToken === '') return undefined;
+  return {
+    accessToken,
+    refreshToken: typeof refreshToken === 'string' && refreshToken !== '' ? refreshToken : undefined,
+    expiresAt: typeof expiresIn === 'number' && expiresIn > 0 ? Date.now() + expiresIn * 1000 : undefined,
+  };
 }

@@ -4,11 +4,12 @@ import type { ClientRegistry } from './clients.ts';
 import type { BrowserCookies } from './cookies.ts';
 import type { BrokerEndpoints } from './endpoints.ts';
 import { readCookies, readForm, redirect } from './http.ts';
-import { LoginFailure, type IdentityProvider } from './identity-provider.ts';
+import { LoginFailure, type IdentityProvider, type ProviderTokens } from './identity-provider.ts';
 import { sendConsentPage, sendErrorPage } from './pages.ts';
 import { hashSecret, matchesHash, newSecret, s256 } from './secrets.ts';
 import type { BrokerRateLimits } from './rate-limits.ts';
 import type { BrokerStore } from './store.ts';
+import type { UserTokens } from './user-tokens.ts';
 import type { Logger } from '../observability/logger.ts';
 
 /** A login in progress, from /authorize to the code: kept under the hash of its id. */
@@ -45,6 +46,8 @@ export interface LoginFlowOptions {
   readonly onEvent: (event: 'authorize' | 'consent' | 'login', result: string) => void;
   readonly logger: Logger;
   readonly limits: BrokerRateLimits;
+  /** Set when the upstream gets each user's own provider token: the login's tokens are kept for it. */
+  readonly userTokens: UserTokens | undefined;
 }
 
 /**
@@ -142,6 +145,7 @@ export class LoginFlow {
     const back = (error: string, description: string) =>
       redirect(res, responseUrl(request.redirect_uri, this.#o.endpoints.issuer, { error, error_description: description, state: request.state }));
     let subject: string;
+    let tokens: ProviderTokens | undefined;
     try {
       await this.#o.identityProvider.checkResponseIssuer(params.get('iss') ?? undefined);
       const error = params.get('error');
@@ -151,7 +155,7 @@ export class LoginFlow {
       }
       const code = params.get('code');
       if (!code) throw new LoginFailure('the identity provider sent no code');
-      ({ subject } = await this.#o.identityProvider.redeem(code, transaction.idpVerifier, this.#o.endpoints.callback, transaction.nonce));
+      ({ subject, tokens } = await this.#o.identityProvider.redeem(code, transaction.idpVerifier, this.#o.endpoints.callback, transaction.nonce));
     } catch (error) {
       // Whatever went wrong at the identity provider (a refused code, a bad ID token, an outage), the
       // client learns only that the login failed; the operator reads why.
@@ -160,6 +164,7 @@ export class LoginFlow {
       return back('server_error', 'signing in at the identity provider failed');
     }
     this.#o.onEvent('login', 'ok');
+    if (this.#o.userTokens && tokens) await this.#o.userTokens.save(subject, tokens);
     await this.#rememberUser(res, subject);
     if (transaction.approved) {
       await this.#recordConsent(subject, request.client_id);

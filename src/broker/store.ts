@@ -1,8 +1,9 @@
 /**
  * What the broker keeps, by kind. Secrets (codes, refresh tokens, login transactions, browser sessions,
- * consents) are keyed by their SHA-256, never by their value: a copy of the store grants nothing.
+ * consents) are keyed by their SHA-256, never by their value, and identity provider tokens are kept
+ * encrypted: a copy of the store grants nothing.
  */
-export type RecordKind = 'client' | 'transaction' | 'code' | 'refresh' | 'consent' | 'session' | 'revoked' | 'signing_key';
+export type RecordKind = 'client' | 'transaction' | 'code' | 'refresh' | 'consent' | 'session' | 'revoked' | 'signing_key' | 'user_token';
 
 export interface StoredRecord<T> {
   readonly key: string;

@@ -113,7 +113,12 @@ function crossFieldProblems(config: Config): ConfigProblem[] {
     }
   });
   const credential = config.upstream.credential;
-  const credentialHeader = credential.type === 'header' ? credential.name : credential.type === 'bearer' ? 'authorization' : undefined;
+  if (credential.type === 'user_token' && !config.broker) {
+    problems.push({ path: 'upstream.credential.type', message: 'user_token needs broker mode: only the broker holds the identity provider tokens of its users' });
+  } else if (credential.type === 'user_token' && !config.broker?.encryption_key) {
+    problems.push({ path: 'broker.encryption_key', message: 'required with upstream.credential user_token: the identity provider tokens are kept encrypted' });
+  }
+  const credentialHeader = credential.type === 'header' ? credential.name : credential.type === 'bearer' || credential.type === 'user_token' ? 'authorization' : undefined;
   for (const name of Object.keys(config.upstream.identity_headers)) {
     if (credentialHeader && normalizeHeaderName(name) === normalizeHeaderName(credentialHeader)) {
       problems.push({ path: `upstream.identity_headers.${name}`, message: 'collides with the upstream credential header' });

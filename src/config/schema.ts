@@ -220,6 +220,8 @@ const credential = z
     z.strictObject({ type: z.literal('none') }),
     z.strictObject({ type: z.literal('header'), name: headerName(), value: secret() }),
     z.strictObject({ type: z.literal('bearer'), value: secret() }),
+    /** Broker mode: the identity provider's access token for the signed-in user, as `Authorization: Bearer`. */
+    z.strictObject({ type: z.literal('user_token'), refresh_before: duration('60s') }),
   ])
   .default({ type: 'none' });
 
@@ -379,6 +381,8 @@ const broker = z.strictObject({
       login_ttl: duration(DEFAULTS.brokerLoginTimeout),
     })
     .prefault({}),
+  /** Encrypts the identity provider's tokens kept per user (upstream.credential user_token): at least 32 characters. */
+  encryption_key: secret().optional(),
   /** A private JWK (RS256, ES256 or EdDSA) from a file or Secret; generated once and kept in the store when omitted. */
   signing_key: secret().optional(),
   /**

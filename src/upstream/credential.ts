@@ -1,3 +1,4 @@
+import type { Principal } from '../auth/principal.ts';
 import type { CredentialConfig } from '../config/schema.ts';
 import { openSecretSource, type SecretSource } from '../config/secret-source.ts';
 
@@ -7,11 +8,29 @@ export type CredentialHeaders = { ok: true; headers: Record<string, string> } | 
 export interface UpstreamCredential {
   /** Lower-case names of the headers it sets: every inbound variant of them is removed first. */
   readonly headerNames: readonly string[];
-  headers(): CredentialHeaders;
+  /** Static credentials answer at once; a per-user one may have to look up or refresh the user's token. */
+  headers(principal?: Principal): CredentialHeaders | Promise<CredentialHeaders>;
   close(): void;
 }
 
-export function createUpstreamCredential(config: CredentialConfig): UpstreamCredential {
+/** Per-user tokens, looked up by the principal's subject (the broker's user tokens). */
+export interface UserTokenSource {
+  readonly issuer: string;
+  headersFor(subject: string): CredentialHeaders | Promise<CredentialHeaders>;
+}
+
+export function createUpstreamCredential(config: CredentialConfig, users?: UserTokenSource): UpstreamCredential {
+  if (config.type === 'user_token') {
+    return {
+      headerNames: ['authorization'],
+      headers: (principal) => {
+        // Only a user the broker signed in has a provider token; any other principal gets none, never a fallback.
+        if (!users || principal?.issuer !== users.issuer || !principal.subject) return { ok: false, problem: 'per-user upstream tokens exist only for users signed in through the broker' };
+        return users.headersFor(principal.subject);
+      },
+      close: () => undefined,
+    };
+  }
   if (config.type === 'none') {
     return { headerNames: [], headers: () => ({ ok: true, headers: {} }), close: () => undefined };
   }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { startIdentityProvider, type StartedIdentityProvider } from '../../demo/identity-provider.ts';
+import { startIdentityProvider, type IdentityProviderOptions, type StartedIdentityProvider } from '../../demo/identity-provider.ts';
 import { startMcpServer, type StartedMcpServer } from '../../demo/mcp-server.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
@@ -39,16 +39,24 @@ export function pkce(): { verifier: string; challenge: string } {
 
 const IDP_SECRET_ENV = 'WARDEN_TEST_BROKER_IDP_SECRET';
 
-export async function startBrokerStack(brokerOverrides: Record<string, unknown> = {}, options: { replicas?: number } = {}): Promise<BrokerStack> {
+export interface BrokerStackOptions {
+  readonly replicas?: number;
+  /** How the identity provider issues tokens (lifetimes, refresh tokens). */
+  readonly idp?: Omit<IdentityProviderOptions, 'redirectUri'>;
+  /** Changes to the whole raw config, after the broker overrides are in. */
+  readonly config?: (raw: Record<string, unknown>) => Record<string, unknown>;
+}
+
+export async function startBrokerStack(brokerOverrides: Record<string, unknown> = {}, options: BrokerStackOptions = {}): Promise<BrokerStack> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-broker-'));
   const mcp = await startMcpServer();
   const ports = await Promise.all(Array.from({ length: options.replicas ?? 1 }, () => freePort()));
   const issuer = `http://127.0.0.1:${ports[0]}`;
   const mcpUrl = `${issuer}/mcp`;
-  const idp = await startIdentityProvider({ redirectUri: `${issuer}/oauth/callback` });
+  const idp = await startIdentityProvider({ ...options.idp, redirectUri: `${issuer}/oauth/callback` });
   process.env[IDP_SECRET_ENV] = idp.client.client_secret;
   const configFor = (port: number): Config =>
-    validateConfig({
+    validateConfig((options.config ?? ((raw) => raw))({
       listen: { host: '127.0.0.1', port },
       admin: { host: '127.0.0.1', port: 0 },
       resource: { url: mcpUrl, name: 'Broker test server', scopes_supported: SCOPES },
@@ -62,7 +70,7 @@ export async function startBrokerStack(brokerOverrides: Record<string, unknown> 
         store: { type: 'sqlite', path: join(dir, 'broker.db') },
         ...brokerOverrides,
       },
-    });
+    }));
   const logs: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const boot = async () => {

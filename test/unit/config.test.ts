@@ -195,4 +195,17 @@ authorization_servers: [{ issuer: https://mcp.example.com }]
     );
     expect(more.map((problem) => problem.path).sort()).toEqual(['authorization_servers', 'broker.clients', 'broker.clients[0].redirect_uris', 'broker.identity_provider.scopes']);
   });
+
+  it('takes user_token only with a broker and an encryption key, and a Redis store only with a secret URL', () => {
+    const userToken = (text: string) => text.replace('upstream: { url: http://127.0.0.1:3000 }', 'upstream: { url: http://127.0.0.1:3000, credential: { type: user_token } }');
+    expect(problemsOf(userToken(minimal))).toEqual([{ path: 'upstream.credential.type', message: expect.stringContaining('needs broker mode') }]);
+    expect(problemsOf(userToken(broker))).toEqual([{ path: 'broker.encryption_key', message: expect.stringContaining('required with upstream.credential user_token') }]);
+    const config = parseConfigText(`${userToken(broker)}  encryption_key: "\${file:/run/secrets/enc}"
+  store: { type: redis, url: "\${env:REDIS_URL}" }
+`);
+    expect(config.upstream.credential).toEqual({ type: 'user_token', refresh_before: 60_000 });
+    expect(config.broker?.store).toEqual({ type: 'redis', url: { kind: 'env', name: 'REDIS_URL' }, key_prefix: 'mcp-warden' });
+    expect(problemsOf(`${broker}  store: { type: redis, url: "redis://:password@redis:6379" }
+`).map((problem) => problem.path)).toEqual(['broker.store.url']);
+  });
 });

@@ -91,8 +91,13 @@ export class TokenEndpoint {
   async #refreshToken(client: BrokerClient, form: FormParams): Promise<Record<string, unknown>> {
     const token = form.get('refresh_token');
     if (!token) throw new OAuthError('invalid_request', 'refresh_token is required');
-    const used = await this.#o.store.use<RefreshGrant>('refresh', hashSecret(token));
-    if (!used || (await this.#o.revocations.isGrantRevoked(used.value.grantId))) throw new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
+    const key = hashSecret(token);
+    // Revocation is checked before the token is used, not after: among concurrent uses the first one
+    // wins whatever the others then revoke (its tokens die with the family), so exactly one rotates.
+    const known = await this.#o.store.get<RefreshGrant>('refresh', key);
+    if (!known || (await this.#o.revocations.isGrantRevoked(known.grantId))) throw new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
+    const used = await this.#o.store.use<RefreshGrant>('refresh', key);
+    if (!used) throw new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
     const grant = used.value;
     if (grant.clientId !== client.client_id) throw new OAuthError('invalid_grant', 'the refresh token was issued to another client');
     if (!used.first) {

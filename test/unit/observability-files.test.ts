@@ -33,7 +33,7 @@ describe('deploy/observability', () => {
     const all = rules.spec.groups.flatMap((group) => group.rules);
     const registered = await registeredNames();
     expect(all.flatMap((rule) => namesIn(rule.expr)).filter((name) => !registered.has(name))).toEqual([]);
-    expect(all.map((rule) => rule.alert).sort()).toEqual(['McpWardenAuthFailureSpike', 'McpWardenJwksFetchFailing', 'McpWardenNoTraffic', 'McpWardenUpstreamErrors', 'McpWardenVerifierUnavailable']);
+    expect(all.map((rule) => rule.alert).sort()).toEqual(['McpWardenAuthFailureSpike', 'McpWardenBrokerReplay', 'McpWardenJwksFetchFailing', 'McpWardenNoTraffic', 'McpWardenUpstreamErrors', 'McpWardenVerifierUnavailable']);
     expect(all.find((rule) => rule.alert === 'McpWardenVerifierUnavailable')!.expr).toContain('reason="verifier_unavailable"');
   });
 });

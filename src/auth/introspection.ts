@@ -1,3 +1,4 @@
+import { addClientCredentials, type ClientAuthMethod } from './client-credentials.ts';
 import type { JWTPayload } from 'jose';
 import type { SecretSource } from '../config/secret-source.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
@@ -17,7 +18,7 @@ export interface IntrospectionRules {
   readonly endpoint: () => Promise<string>;
   readonly clientId: string;
   readonly clientSecret: SecretSource;
-  readonly authMethod: 'client_secret_basic' | 'client_secret_post';
+  readonly authMethod: ClientAuthMethod;
   readonly timeoutMs: number;
   /** The resource URL and any extra accepted audiences; `aud` must contain one of them. */
   readonly audiences: readonly string[];
@@ -44,14 +45,7 @@ export async function introspect(token: string, rules: IntrospectionRules): Prom
     throw unavailable(`introspection client secret unavailable: ${secret.problem}`);
   }
   const form = new URLSearchParams({ token, token_type_hint: 'access_token' });
-  const headers: Record<string, string> = {};
-  if (rules.authMethod === 'client_secret_basic') {
-    // RFC 6749 §2.3.1: both parts are form-encoded before they are joined and base64-encoded.
-    headers.authorization = `Basic ${Buffer.from(`${formEncode(rules.clientId)}:${formEncode(secret.value)}`).toString('base64')}`;
-  } else {
-    form.set('client_id', rules.clientId);
-    form.set('client_secret', secret.value);
-  }
+  const headers = addClientCredentials(form, rules.authMethod, rules.clientId, secret.value);
 
   if (rules.breaker && !rules.breaker.allow()) {
     report('circuit_open');
@@ -120,8 +114,4 @@ function checkAnswer(answer: Record<string, unknown>, rules: IntrospectionRules)
     expiresAt: typeof answer.exp === 'number' ? answer.exp : undefined,
     claims: claims as JWTPayload,
   };
-}
-
-function formEncode(value: string): string {
-  return encodeURIComponent(value).replaceAll('%20', '+');
 }

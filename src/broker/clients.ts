@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { readBasicCredentials } from '../auth/client-credentials.ts';
 import { isRedirectUriAllowed } from '../config/load.ts';
 import type { SecretSource } from '../config/secret-source.ts';
 import { ClientMetadataDocuments, ClientMetadataFailure } from './client-metadata-documents.ts';
@@ -108,25 +109,16 @@ function invalidClient(description: string): OAuthError {
 
 /** The client id a request names (Basic credentials or `client_id`), before it is authenticated. */
 export function presentedClientId(req: IncomingMessage, form: FormParams): string | undefined {
-  try {
-    return basicCredentials(req.headers.authorization)?.id ?? form.get('client_id');
-  } catch {
-    return form.get('client_id');
-  }
+  const basic = readBasicCredentials(req.headers.authorization);
+  return (typeof basic === 'object' ? basic.id : undefined) ?? form.get('client_id');
 }
 
-/** RFC 6749 §2.3.1: both parts are form-urlencoded before they are joined. */
 function basicCredentials(header: string | undefined): { id: string; secret: string } | undefined {
-  if (!header || !/^basic /i.test(header)) return undefined;
-  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) throw invalidClient('malformed Basic credentials');
-  try {
-    return { id: decodeURIComponent(decoded.slice(0, colon).replaceAll('+', ' ')), secret: decodeURIComponent(decoded.slice(colon + 1).replaceAll('+', ' ')) };
-  } catch {
-    throw invalidClient('malformed Basic credentials');
-  }
+  const credentials = readBasicCredentials(header);
+  if (credentials === 'malformed') throw invalidClient('malformed Basic credentials');
+  return credentials;
 }
+
 
 /** RFC 7591 §2 metadata, checked member by member; what the broker does not use is not kept. */
 export function validateMetadata(metadata: unknown): BrokerClient {

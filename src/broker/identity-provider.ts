@@ -1,5 +1,6 @@
 import { jwtVerify, type JWTPayload } from 'jose';
 import { issuerMetadataSource } from '../auth/issuer-metadata.ts';
+import { addClientCredentials } from '../auth/client-credentials.ts';
 import { fetchJson } from '../auth/fetch-json.ts';
 import { KeySet } from '../auth/key-set.ts';
 import { ASYMMETRIC_ALGORITHMS, type BrokerConfig } from '../config/schema.ts';
@@ -118,14 +119,7 @@ export class IdentityProvider {
   async #tokenRequest(form: URLSearchParams, what: string): Promise<unknown> {
     const secret = this.#secret.current();
     if (!secret.ok) throw new LoginFailure(`no client secret for the identity provider: ${secret.problem}`);
-    const headers: Record<string, string> = {};
-    if (this.#config.auth_method === 'client_secret_basic') {
-      const encode = (value: string) => encodeURIComponent(value).replaceAll('%20', '+');
-      headers.authorization = `Basic ${Buffer.from(`${encode(this.#config.client_id)}:${encode(secret.value)}`).toString('base64')}`;
-    } else {
-      form.set('client_id', this.#config.client_id);
-      form.set('client_secret', secret.value);
-    }
+    const headers = addClientCredentials(form, this.#config.auth_method, this.#config.client_id, secret.value);
     try {
       return await fetchJson(await this.#endpoint('token_endpoint'), { timeoutMs: this.#config.timeout, maxBytes: MAX_RESPONSE_BYTES, form: { body: form.toString(), headers } });
     } catch (error) {

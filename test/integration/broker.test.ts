@@ -275,6 +275,20 @@ describe('broker mode: mcp-warden as the authorization server in front of an ide
     expect(typeof confidential.body.client_secret).toBe('string');
   });
 
+  it('authenticates a confidential client by its Basic credentials, and answers a wrong secret with invalid_client', async () => {
+    const { client_id: clientId, body } = await register({ token_endpoint_auth_method: 'client_secret_basic' });
+    const basic = (secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+    const grant = { grant_type: 'authorization_code', code: 'not-a-code', code_verifier: pkce().verifier, redirect_uri: REDIRECT_URI };
+    const authenticated = await post('/oauth/token', grant, { authorization: basic(body.client_secret as string) });
+    expect(((await authenticated.json()) as { error: string }).error).toBe('invalid_grant');
+    const wrong = await post('/oauth/token', grant, { authorization: basic('not-the-secret') });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toBe('Basic realm="mcp-warden"');
+    expect(((await wrong.json()) as { error: string }).error).toBe('invalid_client');
+    const publicWay = await post('/oauth/token', { ...grant, client_id: clientId });
+    expect(((await publicWay.json()) as { error: string }).error).toBe('invalid_client');
+  });
+
   it('6. keeps registered clients, refresh tokens and consent across a restart, signing with the same key', async () => {
     const browser = approving();
     const { client_id: clientId } = await register();

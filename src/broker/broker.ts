@@ -93,7 +93,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
     const configuredKey = settings.signing_key ? open(settings.signing_key).current() : undefined;
     if (configuredKey && !configuredKey.ok) throw new Error(`broker.signing_key: ${configuredKey.problem}`);
     const key = await loadSigningKey(store, configuredKey?.value);
-    const revocations = new Revocations(store, issuer);
+    const revocations = new Revocations(store, issuer, Math.max(settings.tokens.refresh_ttl, settings.tokens.access_ttl));
     await revocations.load();
     // Another replica's revocations reach this one's request path within this period; the token
     // endpoint asks the store itself, so a revoked grant never refreshes anywhere.
@@ -198,7 +198,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
       cors: true,
       methods: {
         POST: (req, res) =>
-          handleRevocation({ store, clients, accessTokens, revocations, refreshTtlMs: settings.tokens.refresh_ttl, onRevoke: (kind) => metrics.brokerEvent('revoke', kind) }, req, res),
+          handleRevocation({ store, clients, accessTokens, revocations, onRevoke: (kind) => metrics.brokerEvent('revoke', kind) }, req, res),
       },
     });
     if (settings.registration.dynamic) routes.set(pathOf(endpoints.registration), { cors: true, methods: { POST: register } });

@@ -11,7 +11,6 @@ export interface RevocationOptions {
   readonly clients: ClientRegistry;
   readonly accessTokens: AccessTokens;
   readonly revocations: Revocations;
-  readonly refreshTtlMs: number;
   readonly onRevoke: (kind: 'refresh_token' | 'access_token' | 'unknown') => void;
 }
 
@@ -29,7 +28,7 @@ export async function handleRevocation(options: RevocationOptions, req: Incoming
   const refresh = hint === 'access_token' ? undefined : await options.store.get<{ clientId: string; grantId: string }>('refresh', hashSecret(token));
   if (refresh) {
     if (refresh.clientId !== client.client_id) throw new OAuthError('invalid_request', 'the token was not issued to this client');
-    await options.revocations.revokeGrant(refresh.grantId, Date.now() + Math.max(options.refreshTtlMs, options.accessTokens.ttlSeconds * 1000));
+    await options.revocations.revokeGrant(refresh.grantId);
     options.onRevoke('refresh_token');
   } else {
     const claims = await options.accessTokens.read(token);

@@ -11,11 +11,14 @@ export class Revocations {
   readonly #store: BrokerStore;
   readonly #issuer: string;
   readonly #until = new Map<string, number>();
+  /** How long a revoked grant stays refused: until its newest token (a refresh token, usually) has expired. */
+  readonly #grantLifeMs: number;
   readonly #now: () => number;
 
-  constructor(store: BrokerStore, issuer: string, now: () => number = Date.now) {
+  constructor(store: BrokerStore, issuer: string, grantLifeMs: number, now: () => number = Date.now) {
     this.#store = store;
     this.#issuer = issuer;
+    this.#grantLifeMs = grantLifeMs;
     this.#now = now;
   }
 
@@ -28,8 +31,8 @@ export class Revocations {
     return this.#add(`jti:${jti}`, expiresAtMs);
   }
 
-  revokeGrant(grantId: string, untilMs: number): Promise<void> {
-    return this.#add(`grant:${grantId}`, untilMs);
+  revokeGrant(grantId: string): Promise<void> {
+    return this.#add(`grant:${grantId}`, this.#now() + this.#grantLifeMs);
   }
 
   /** Asks the store too: another replica may have revoked the grant since this one last read. */

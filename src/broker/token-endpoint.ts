@@ -71,7 +71,7 @@ export class TokenEndpoint {
     if (!redeemed.first) {
       // RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: a code used twice was stolen or leaked; what it issued goes too.
       this.#o.onReplay('authorization_code');
-      await this.#revokeGrant(grant.grantId);
+      await this.#o.revocations.revokeGrant(grant.grantId);
       throw new OAuthError('invalid_grant', 'the code was already used; the tokens issued from it are revoked');
     }
     const { request } = grant;
@@ -103,7 +103,7 @@ export class TokenEndpoint {
     if (!used.first) {
       // OAuth 2.1 §4.3.1 / RFC 9700 §4.14.2: a rotated token came back, so two parties hold the family.
       this.#o.onReplay('refresh_token');
-      await this.#revokeGrant(grant.grantId);
+      await this.#o.revocations.revokeGrant(grant.grantId);
       throw new OAuthError('invalid_grant', 'the refresh token was already used; its whole grant is revoked');
     }
     this.#checkResource(form, grant.resource);
@@ -137,10 +137,5 @@ export class TokenEndpoint {
       body.refresh_token = refreshToken;
     }
     return body;
-  }
-
-  /** Until every token of the family has expired: the newest refresh token lives at most refresh_ttl. */
-  #revokeGrant(grantId: string): Promise<void> {
-    return this.#o.revocations.revokeGrant(grantId, Date.now() + Math.max(this.#o.refreshTtlMs, this.#o.accessTokens.ttlSeconds * 1000));
   }
 }

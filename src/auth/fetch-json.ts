@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 
 /** Why an outbound fetch to an authorization server failed; used as a bounded metric label. */
 export type FetchFailureKind = 'timeout' | 'network' | 'status' | 'too_large' | 'invalid_json';
@@ -21,6 +21,10 @@ export interface FetchJsonOptions {
   readonly maxBytes: number;
   /** A form POST (introspection); GET when absent. Never part of an error message: it may hold a token. */
   readonly form?: { readonly body: string; readonly headers: Readonly<Record<string, string>> };
+  /** Connections with their own rules (trusted CAs, which addresses may be reached); undici's global one otherwise. */
+  readonly dispatcher?: Dispatcher;
+  /** The headers of a 200 response, before its body is read (e.g. for its Cache-Control). */
+  readonly onHeaders?: (headers: Readonly<Record<string, string | string[] | undefined>>) => void;
 }
 
 /**
@@ -40,6 +44,7 @@ export async function fetchJson(url: string, options: FetchJsonOptions): Promise
         ...(options.form ? { 'content-type': 'application/x-www-form-urlencoded', ...options.form.headers } : {}),
       },
       ...(options.form ? { body: options.form.body } : {}),
+      ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
       signal,
     });
   } catch (error) {
@@ -51,6 +56,7 @@ export async function fetchJson(url: string, options: FetchJsonOptions): Promise
     await response.body.dump().catch(() => undefined);
     throw new FetchFailure('status', `${verb} ${url} answered ${response.statusCode}`, { status: response.statusCode });
   }
+  options.onHeaders?.(response.headers);
   const chunks: Buffer[] = [];
   let size = 0;
   try {

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { LRUCache } from 'lru-cache';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
+import { FetchFailure, fetchJson } from '../auth/fetch-json.ts';
 import type { BrokerConfig } from '../config/schema.ts';
 import { validateMetadata, type BrokerClient } from './clients.ts';
 
@@ -103,51 +104,42 @@ export class ClientMetadataDocuments {
 
   async #fetch(clientId: string): Promise<BrokerClient> {
     const url = this.#checkedUrl(clientId);
-    const { timeout, max_bytes: maxBytes } = this.#settings;
-    const signal = AbortSignal.timeout(timeout);
-    let response: Awaited<ReturnType<typeof request>>;
-    try {
-      response = await request(url, { dispatcher: this.#agent, method: 'GET', headers: { accept: 'application/json' }, signal });
-    } catch (error) {
-      if (error instanceof ClientMetadataFailure) throw error;
-      const cause = (error as { cause?: unknown }).cause;
-      if (cause instanceof ClientMetadataFailure) throw cause;
-      throw new ClientMetadataFailure(signal.aborted ? `fetching ${clientId} timed out` : `fetching ${clientId} failed: ${(error as Error).message}`);
-    }
-    if (response.statusCode !== 200) {
-      await response.body.dump().catch(() => undefined);
-      throw new ClientMetadataFailure(response.statusCode >= 300 && response.statusCode < 400 ? `${clientId} redirects; client metadata documents are not fetched through redirects` : `${clientId} answered ${response.statusCode}`);
-    }
-    const declared = Number(response.headers['content-length']);
-    if (Number.isFinite(declared) && declared > maxBytes) {
-      response.body.destroy();
-      throw new ClientMetadataFailure(`${clientId} is larger than ${maxBytes} bytes`);
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    try {
-      for await (const chunk of response.body) {
-        size += (chunk as Buffer).length;
-        if (size > maxBytes) {
-          response.body.destroy();
-          throw new ClientMetadataFailure(`${clientId} is larger than ${maxBytes} bytes`);
-        }
-        chunks.push(chunk as Buffer);
-      }
-    } catch (error) {
-      if (error instanceof ClientMetadataFailure) throw error;
-      throw new ClientMetadataFailure(signal.aborted ? `fetching ${clientId} timed out` : `reading ${clientId} failed`);
-    }
     let document: unknown;
+    let cacheControl: string | string[] | undefined;
     try {
-      document = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      throw new ClientMetadataFailure(`${clientId} is not JSON`);
+      document = await fetchJson(url.href, {
+        timeoutMs: this.#settings.timeout,
+        maxBytes: this.#settings.max_bytes,
+        dispatcher: this.#agent,
+        onHeaders: (headers) => (cacheControl = headers['cache-control']),
+      });
+    } catch (error) {
+      throw this.#explained(clientId, error);
     }
     const client = this.#client(clientId, document);
-    const ttl = cacheTtl(response.headers['cache-control'], this.#settings.cache_max_ttl);
+    const ttl = cacheTtl(cacheControl, this.#settings.cache_max_ttl);
     if (ttl > 0) this.#cache.set(clientId, client, { ttl });
     return client;
+  }
+
+  /** A failed fetch, said in the terms of a client metadata document. */
+  #explained(clientId: string, error: unknown): ClientMetadataFailure {
+    // The lookup's refusal of a private address arrives wrapped in the connection error.
+    for (let cause = error; cause instanceof Error; cause = cause.cause) if (cause instanceof ClientMetadataFailure) return cause;
+    if (!(error instanceof FetchFailure)) return new ClientMetadataFailure(`fetching ${clientId} failed: ${(error as Error).message}`);
+    const status = error.status ?? 0;
+    switch (error.kind) {
+      case 'status':
+        return new ClientMetadataFailure(status >= 300 && status < 400 ? `${clientId} redirects; client metadata documents are not fetched through redirects` : `${clientId} answered ${status}`);
+      case 'too_large':
+        return new ClientMetadataFailure(`${clientId} is larger than ${this.#settings.max_bytes} bytes`);
+      case 'invalid_json':
+        return new ClientMetadataFailure(`${clientId} is not JSON`);
+      case 'timeout':
+        return new ClientMetadataFailure(`fetching ${clientId} timed out`);
+      default:
+        return new ClientMetadataFailure(`fetching ${clientId} failed: ${error.message}`);
+    }
   }
 
   #checkedUrl(clientId: string): URL {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { OwnIssuer } from '../auth/verifier.ts';
 import type { BrokerConfig, Config } from '../config/schema.ts';
+import type { SecretRef } from '../config/secret-ref.ts';
 import { openSecretSource, type SecretSource } from '../config/secret-source.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -32,12 +33,10 @@ const REVOCATION_SYNC_MS = 2_000;
 /** The configured store, ready to use, and where the rate limits keep their buckets beside it. */
 async function openStore(
   settings: BrokerConfig['store'],
-  open: (ref: Parameters<typeof openSecretSource>[0]) => SecretSource,
+  required: (ref: SecretRef, path: string) => { value: string },
 ): Promise<{ store: BrokerStore; buckets: BucketStore; shared: boolean }> {
   if (settings.type === 'sqlite') return { store: new SqliteStore(settings.path), buckets: new MemoryBuckets(), shared: false };
-  const url = open(settings.url).current();
-  if (!url.ok) throw new Error(`broker.store.url: ${url.problem}`);
-  const store = new RedisStore(url.value, settings.key_prefix);
+  const store = new RedisStore(required(settings.url, 'broker.store.url').value, settings.key_prefix);
   try {
     await store.ready();
   } catch (error) {
@@ -75,10 +74,17 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
   const issuer = brokerIssuerOf(config)!;
   const endpoints = brokerEndpoints(issuer);
   const secrets: SecretSource[] = [];
-  const open = (ref: Parameters<typeof openSecretSource>[0]) => {
+  const openTracked = (ref: SecretRef) => {
     const source = openSecretSource(ref);
     secrets.push(source);
     return source;
+  };
+  /** A secret the broker cannot start without: read now, and an error naming its config path when it cannot be. */
+  const required = (ref: SecretRef, path: string) => {
+    const source = openTracked(ref);
+    const value = source.current();
+    if (!value.ok) throw new Error(`${path}: ${value.problem}`);
+    return { source, value: value.value };
   };
   const closers: Array<() => void> = [];
   let opened: Awaited<ReturnType<typeof openStore>> | undefined;
@@ -88,11 +94,9 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
     opened?.store.close();
   };
   try {
-    opened = await openStore(settings.store, open);
+    opened = await openStore(settings.store, required);
     const { store } = opened;
-    const configuredKey = settings.signing_key ? open(settings.signing_key).current() : undefined;
-    if (configuredKey && !configuredKey.ok) throw new Error(`broker.signing_key: ${configuredKey.problem}`);
-    const key = await loadSigningKey(store, configuredKey?.value);
+    const key = await loadSigningKey(store, settings.signing_key && required(settings.signing_key, 'broker.signing_key').value);
     const revocations = new Revocations(store, issuer, Math.max(settings.tokens.refresh_ttl, settings.tokens.access_ttl));
     await revocations.load();
     // Another replica's revocations reach this one's request path within this period; the token
@@ -102,9 +106,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
       sync.unref();
       closers.push(() => clearInterval(sync));
     }
-    const idpSecret = open(settings.identity_provider.client_secret);
-    const idpSecretValue = idpSecret.current();
-    if (!idpSecretValue.ok) throw new Error(`broker.identity_provider.client_secret: ${idpSecretValue.problem}`);
+    const idpSecret = required(settings.identity_provider.client_secret, 'broker.identity_provider.client_secret').source;
     const preRegistered: PreRegistered[] = settings.clients.map((client) => ({
       client: {
         client_id: client.client_id,
@@ -114,7 +116,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
         token_endpoint_auth_method: client.client_secret ? 'client_secret_basic' : 'none',
         client_id_issued_at: 0,
       },
-      secret: client.client_secret ? open(client.client_secret) : undefined,
+      secret: client.client_secret ? openTracked(client.client_secret) : undefined,
     }));
     const documents = settings.registration.client_id_metadata_documents ? new ClientMetadataDocuments(settings.client_metadata) : undefined;
     closers.push(() => void documents?.close());
@@ -125,12 +127,10 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
     const { credential } = config.upstream;
     let userTokens: UserTokens | undefined;
     if (credential.type === 'user_token' && settings.encryption_key) {
-      const secret = open(settings.encryption_key).current();
-      if (!secret.ok) throw new Error(`broker.encryption_key: ${secret.problem}`);
       userTokens = new UserTokens({
         store,
         identityProvider,
-        key: userTokenKey(secret.value),
+        key: userTokenKey(required(settings.encryption_key, 'broker.encryption_key').value),
         refreshBeforeMs: credential.refresh_before,
         keepMs: settings.tokens.refresh_ttl,
         onRefresh: (result) => metrics.brokerEvent('user_token_refresh', result),

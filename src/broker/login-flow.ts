@@ -64,7 +64,7 @@ export class LoginFlow {
   }
 
   async authorize(req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
-    const { clients, terms, endpoints } = this.#o;
+    const { clients, terms } = this.#o;
     const params = new URLSearchParams(query);
     const wait = await this.#o.limits.take('authorize', req.socket.remoteAddress ?? '', params.get('client_id') ?? undefined);
     if (wait > 0) {
@@ -75,7 +75,7 @@ export class LoginFlow {
     if (!check.ok) {
       this.#o.onEvent('authorize', check.redirect === undefined ? 'invalid_client' : check.error.code);
       if (check.redirect === undefined) return sendErrorPage(res, 400, check.message);
-      return redirect(res, responseUrl(check.redirect, endpoints.issuer, { error: check.error.code, error_description: check.error.message, state: check.state }));
+      return this.#sendBack(res, { redirect_uri: check.redirect, state: check.state }, check.error.code, check.error.message);
     }
     this.#o.onEvent('authorize', 'ok');
     const id = newSecret();
@@ -110,7 +110,7 @@ export class LoginFlow {
     if (form.get('decision') !== 'approve') {
       this.#o.onEvent('consent', 'denied');
       await this.#o.store.delete('transaction', hashSecret(id));
-      return redirect(res, responseUrl(request.redirect_uri, this.#o.endpoints.issuer, { error: 'access_denied', error_description: 'the user denied access', state: request.state }));
+      return this.#sendBack(res, request, 'access_denied', 'the user denied access');
     }
     this.#o.onEvent('consent', 'approved');
     const approved: Transaction = { ...transaction, approved: true };
@@ -139,11 +139,9 @@ export class LoginFlow {
       this.#o.onEvent('login', 'expired');
       return sendErrorPage(res, 400, 'This sign-in has expired or was already completed. Start again from the application.');
     }
-    await this.#o.store.delete('transaction', hashSecret(id));
     const transaction = used.value;
     const { request } = transaction;
-    const back = (error: string, description: string) =>
-      redirect(res, responseUrl(request.redirect_uri, this.#o.endpoints.issuer, { error, error_description: description, state: request.state }));
+    const back = (error: string, description: string) => this.#sendBack(res, request, error, description);
     let subject: string;
     let tokens: ProviderTokens | undefined;
     try {
@@ -180,6 +178,11 @@ export class LoginFlow {
   async redeemCode(code: string): Promise<{ grant: CodeGrant; first: boolean } | undefined> {
     const used = await this.#o.store.use<CodeGrant>('code', hashSecret(code));
     return used && { grant: used.value, first: used.first };
+  }
+
+  /** An error for the client, at its redirect URI (RFC 6749 §4.1.2.1), with `state` and `iss`. */
+  #sendBack(res: ServerResponse, to: { readonly redirect_uri: string; readonly state: string | undefined }, error: string, description: string): void {
+    redirect(res, responseUrl(to.redirect_uri, this.#o.endpoints.issuer, { error, error_description: description, state: to.state }));
   }
 
   async #showConsent(res: ServerResponse, id: string, transaction: Transaction, clientName: string | undefined): Promise<void> {

@@ -1,5 +1,6 @@
 import { ClientMetadataFailure } from './client-metadata-documents.ts';
-import type { BrokerClient, ClientRegistry } from './clients.ts';
+import type { BrokerClient } from './client-metadata.ts';
+import type { ClientRegistry } from './clients.ts';
 import { OAuthError, singleValued } from './http.ts';
 import { PKCE_VALUE } from './secrets.ts';
 

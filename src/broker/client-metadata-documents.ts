@@ -6,7 +6,7 @@ import { LRUCache } from 'lru-cache';
 import { Agent } from 'undici';
 import { FetchFailure, fetchJson } from '../auth/fetch-json.ts';
 import type { BrokerConfig } from '../config/schema.ts';
-import { validateMetadata, type BrokerClient } from './clients.ts';
+import { validateMetadata, type BrokerClient } from './client-metadata.ts';
 
 /** Why a client ID metadata document could not be used; the message is shown to the user and the client. */
 export class ClientMetadataFailure extends Error {

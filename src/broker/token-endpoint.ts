@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from '../proxy/respond.ts';
 import type { AccessTokens } from './access-tokens.ts';
-import { presentedClientId, type BrokerClient, type ClientRegistry } from './clients.ts';
+import type { BrokerClient } from './client-metadata.ts';
+import { presentedClientId, type ClientRegistry } from './clients.ts';
 import { OAuthError, PUBLIC_CORS, rateLimited, readForm, type FormParams } from './http.ts';
 import type { BrokerRateLimits } from './rate-limits.ts';
 import type { LoginFlow } from './login-flow.ts';

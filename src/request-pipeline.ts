@@ -19,7 +19,6 @@ import type { ProtectedResourceMetadata } from './metadata/protected-resource.ts
 import type { Logger } from './observability/logger.ts';
 import type { Metrics, Outcome } from './observability/metrics.ts';
 import { createCors, METADATA_CORS_HEADERS } from './proxy/cors.ts';
-import type { Forwarder, ForwardOutcome } from './proxy/forward.ts';
 import { readBody } from './proxy/read-body.ts';
 import { createRequestHeaderScrubber } from './proxy/request-headers.ts';
 import { rawHeaderValues } from './proxy/raw-headers.ts';
@@ -28,6 +27,7 @@ import type { StreamSlots } from './proxy/stream-slots.ts';
 import { sendJson } from './proxy/respond.ts';
 import type { CredentialHeaders, UpstreamCredential } from './upstream/credential.ts';
 import type { createIdentityHeaders } from './upstream/identity-headers.ts';
+import type { Upstream, UpstreamOutcome } from './upstream/upstream.ts';
 
 export interface PipelineParts {
   readonly config: Config;
@@ -37,7 +37,7 @@ export interface PipelineParts {
   readonly verifier: TokenVerifier;
   readonly policy: Policy;
   readonly sessions: SessionBinding | undefined;
-  readonly forwarder: Forwarder;
+  readonly upstream: Upstream;
   readonly credential: UpstreamCredential;
   readonly identity: ReturnType<typeof createIdentityHeaders>;
   readonly metrics: Metrics;
@@ -53,8 +53,8 @@ class Access {
   outcome: Outcome = 'denied';
   reason: string | undefined = undefined;
   principal: Principal | undefined = undefined;
-  /** Filled in by the forwarder as the exchange goes; final once the response has closed. */
-  upstream: ForwardOutcome | undefined = undefined;
+  /** Filled in by the upstream as the exchange goes; final once the response has closed. */
+  upstream: UpstreamOutcome | undefined = undefined;
   /** A short hash of the token, to correlate lines of one token without ever logging it. */
   tokenHash: string | undefined = undefined;
   /** The JSON-RPC methods of the request, and the first message's target, when known. */
@@ -89,7 +89,7 @@ class Access {
  * the same turn it arrived: every promise, listener and closure per request showed in the profile.
  */
 export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
-  const { config, metadata, broker, verifier, policy, sessions, forwarder, credential, identity, metrics, logger, inFlight, streams } = parts;
+  const { config, metadata, broker, verifier, policy, sessions, upstream, credential, identity, metrics, logger, inFlight, streams } = parts;
   const publicUrl = new URL(config.resource.url);
   const cors = createCors(config.cors.allowed_origins, publicUrl.origin);
   const scrub = createRequestHeaderScrubber({ injectedNames: [...credential.headerNames, ...identity.headerNames, 'x-request-id'] });
@@ -285,7 +285,10 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     scrub(req.headers);
     sendContinue(res, access);
     access.outcome = 'allowed';
-    access.upstream = forwarder.forward(req, res, {
+    access.upstream = upstream.forward({
+      req,
+      res,
+      principal,
       inject: {
         ...upstreamCredential.headers,
         ...identity.headers(principal),

@@ -82,7 +82,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   const readiness = new Readiness(() => verifier.ready);
   const inFlight = new InFlight();
   const identity = createIdentityHeaders(config.upstream.identity_headers);
-  const forwarder = new Forwarder({
+  const upstream = new Forwarder({
     target: config.upstream.url,
     maxSockets: config.limits.max_connections,
     // An upstream that echoes the proxy's credential or identity headers must not hand them to clients.
@@ -101,7 +101,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     verifier,
     policy: new Policy(config),
     sessions: config.sessions.bind ? new SessionBinding({ maxEntries: config.sessions.max_entries, idleTtlMs: config.sessions.idle_ttl }) : undefined,
-    forwarder,
+    upstream,
     credential,
     identity,
     metrics,
@@ -160,7 +160,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       admin.close();
       admin.closeAllConnections();
       await closed;
-      forwarder.close();
+      await upstream.close();
       broker?.close();
       closeSecrets();
       process.off('unhandledRejection', onUnhandled);

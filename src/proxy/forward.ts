@@ -1,22 +1,9 @@
-import { Agent, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Stream, type Writable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
+import type { Upstream, UpstreamFailure, UpstreamOutcome, UpstreamRequest } from '../upstream/upstream.ts';
 import { sendJson } from './respond.ts';
 import { clientResponseHeaders, isEventStream } from './response-headers.ts';
-
-/** Why a forwarded request did not get an upstream answer through to the client; a bounded label. */
-export type UpstreamFailure = 'refused' | 'connect_timeout' | 'response_timeout' | 'reset' | 'upstream_auth' | 'error';
-
-/** How a forwarded request went, filled in as it goes: final once the client's response has closed. */
-export interface ForwardOutcome {
-  /** The upstream's status, when it answered. */
-  readonly upstreamStatus: number | undefined;
-  readonly failure: UpstreamFailure | undefined;
-  /** The response was an event stream. */
-  readonly stream: boolean;
-  /** Seconds from forwarding to the upstream's response headers, when they came. */
-  readonly headersSeconds: number | undefined;
-}
 
 export interface ForwarderOptions {
   readonly target: string;
@@ -31,20 +18,7 @@ export interface ForwarderOptions {
   readonly dropResponseHeaders?: ReadonlySet<string>;
 }
 
-export interface ForwardOptions {
-  /** Headers the proxy adds, after the client's were scrubbed. */
-  readonly inject: Record<string, string>;
-  /** A body already read (for inspection): sent instead of the request stream, byte for byte. */
-  readonly body?: Buffer;
-  /** Sees the upstream's status and headers before the client does. */
-  readonly onResponse?: (status: number, headers: IncomingHttpHeaders) => void;
-  /** Sees an event stream's bytes as they pass (it must not consume or pause them). */
-  readonly onEventStream?: (stream: IncomingMessage) => void;
-  /** Called when this response turns out to be an event stream, with a function that ends it cleanly. */
-  readonly onStreamStart?: (end: () => void) => void;
-}
-
-class Exchange implements ForwardOutcome {
+class Exchange implements UpstreamOutcome {
   readonly started = performance.now();
   headersSeconds: number | undefined = undefined;
   timer: NodeJS.Timeout | undefined = undefined;
@@ -53,10 +27,10 @@ class Exchange implements ForwardOutcome {
   stream = false;
   /** The proxy itself is ending the response (shutdown), so an upstream close is no failure. */
   closing = false;
-  readonly options: ForwardOptions;
+  readonly request: UpstreamRequest;
 
-  constructor(options: ForwardOptions) {
-    this.options = options;
+  constructor(request: UpstreamRequest) {
+    this.request = request;
   }
 }
 
@@ -78,7 +52,8 @@ const IDLE_UPSTREAM_SOCKET_MS = 4000;
  * 401/403 (a rejection of *our* credential) becomes a 502, SSE is marked unbuffered, and an upstream that
  * breaks mid-stream breaks the client's stream too instead of leaving it hanging.
  */
-export class Forwarder {
+export class Forwarder implements Upstream {
+  readonly kind = 'http';
   // Up to 256 idle sockets kept: a smaller pool reconnects on every burst past it. The timeout retires an idle socket before the upstream closes it (Node honours the upstream's
   // `Keep-Alive: timeout` hint, less a second, only when the agent has a timeout of its own): reusing
   // a socket the upstream is closing is an ECONNRESET, a 502 for the client. On a busy socket it is
@@ -107,19 +82,21 @@ export class Forwarder {
   }
 
   /**
-   * Forwards `req` (headers already scrubbed). The outcome is filled in as the exchange goes, and is
-   * final once `res` has closed: no promise per request, as the caller reads it when it logs the request.
+   * Forwards `request.req` (headers already scrubbed). The outcome is filled in as the exchange goes, and
+   * is final once `request.res` has closed: no promise per request, as the caller reads it when it logs
+   * the request.
    */
-  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): ForwardOutcome {
-    const exchange = new Exchange(options);
+  forward(request: UpstreamRequest): UpstreamOutcome {
+    const { req, res, inject, body } = request;
+    const exchange = new Exchange(request);
     (req as ExchangeCarrier)[EXCHANGE] = exchange;
     res.once('close', () => clearTimeout(exchange.timer));
-    this.#proxy.web(req, res, options.body ? { headers: options.inject, buffer: new BufferedBody(options.body) } : { headers: options.inject }, (error: Error) => this.#fail(error, exchange, res));
+    this.#proxy.web(req, res, body ? { headers: inject, buffer: new BufferedBody(body) } : { headers: inject }, (error: Error) => this.#fail(error, exchange, res));
     return exchange;
   }
 
   /** Frees pooled upstream sockets. */
-  close(): void {
+  async close(): Promise<void> {
     this.#proxy.close();
     this.#agent.destroy();
   }
@@ -138,7 +115,7 @@ export class Forwarder {
     const status = proxyRes.statusCode ?? 502;
     exchange.upstreamStatus = status;
     exchange.headersSeconds = (performance.now() - exchange.started) / 1000;
-    exchange.options.onResponse?.(status, proxyRes.headers);
+    exchange.request.onResponse?.(status, proxyRes.headers);
     if (status === 401 || status === 403) {
       proxyRes.resume();
       exchange.failure = 'upstream_auth';
@@ -149,7 +126,7 @@ export class Forwarder {
     if (isEventStream(proxyRes.headers)) {
       exchange.stream = true;
       headers['x-accel-buffering'] = 'no';
-      exchange.options.onEventStream?.(proxyRes);
+      exchange.request.onEventStream?.(proxyRes);
       const end = () => {
         exchange.closing = true;
         proxyRes.unpipe(res);
@@ -157,7 +134,7 @@ export class Forwarder {
         proxyRes.destroy();
       };
       this.#options.onStreamStart?.(req, res, end);
-      exchange.options.onStreamStart?.(end);
+      exchange.request.onStreamStart?.(end);
     }
     res.writeHead(status, proxyRes.statusMessage, headers);
     // A stream's headers go out now, before its first event; other responses send them with the body,

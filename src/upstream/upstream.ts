@@ -1,0 +1,46 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Principal } from '../auth/principal.ts';
+
+/** Why a request did not get an upstream answer through to the client; a bounded label. */
+export type UpstreamFailure = 'refused' | 'connect_timeout' | 'response_timeout' | 'reset' | 'upstream_auth' | 'error' | 'process_exited' | 'startup_timeout';
+
+/** How a request to the upstream went, filled in as it goes: final once the client's response has closed. */
+export interface UpstreamOutcome {
+  /** The upstream's status, when it answered. */
+  readonly upstreamStatus: number | undefined;
+  readonly failure: UpstreamFailure | undefined;
+  /** The response was an event stream. */
+  readonly stream: boolean;
+  /** Seconds from forwarding to the upstream's response headers, when they came. */
+  readonly headersSeconds: number | undefined;
+}
+
+/** One authorized request, handed to the upstream with everything the stages before it decided. */
+export interface UpstreamRequest {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly principal: Principal;
+  /** Headers the proxy adds (credential, identity, forwarding), after the client's were scrubbed. */
+  readonly inject: Record<string, string>;
+  /** A body already read (for inspection); otherwise the request stream still holds it. */
+  readonly body: Buffer | undefined;
+  /** Sees the response's status and headers before the client does: where sessions are bound. */
+  readonly onResponse?: (status: number, headers: IncomingHttpHeaders) => void;
+  /** Sees an upstream event stream's bytes as they pass (it must not consume or pause them). */
+  readonly onEventStream?: (stream: IncomingMessage) => void;
+  /** Called when this response turns out to be an event stream, with a function that ends it cleanly. */
+  readonly onStreamStart?: (end: () => void) => void;
+}
+
+/**
+ * Where authorized requests go: an HTTP MCP server (the forwarder) or a stdio MCP server run as one
+ * child process per session (the stdio bridge). Chosen once at start; the stages before it are the same.
+ */
+export interface Upstream {
+  /** Which of the two it is. */
+  readonly kind: 'http' | 'stdio';
+  /** Answers `request.res`; the outcome is final once the response has closed (no promise per request). */
+  forward(request: UpstreamRequest): UpstreamOutcome;
+  /** Ends what the upstream holds (pooled sockets, child processes). */
+  close(): Promise<void>;
+}

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Secret } from 'kubernetes-models/v1/Secret';
@@ -26,6 +27,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'v1 ConfigMap': ConfigMap,
   'v1 Secret': Secret,
   'networking.k8s.io/v1 NetworkPolicy': NetworkPolicy,
+  'networking.k8s.io/v1 Ingress': Ingress,
   'monitoring.coreos.com/v1 ServiceMonitor': ServiceMonitor,
   'monitoring.coreos.com/v1 PrometheusRule': PrometheusRule,
 };
@@ -82,6 +84,13 @@ function warden(docs: Doc[], deployment: string) {
   const configVolume = spec.volumes.find((volume: any) => volume.name === 'mcp-warden-config');
   const configMap = find(docs, 'ConfigMap', configVolume.configMap.name);
   return { spec, container, config: parseConfigText(configMap.data['config.yaml'], configMap.metadata.name) };
+}
+
+/** A memory quantity (Ki, Mi, Gi) in MiB. */
+function mebibytes(quantity: string): number {
+  const match = /^(\d+)(Ki|Mi|Gi)$/.exec(quantity);
+  if (!match) throw new Error(`unexpected memory quantity ${quantity}`);
+  return Number(match[1]) * { Ki: 1 / 1024, Mi: 1, Gi: 1024 }[match[2] as 'Ki' | 'Mi' | 'Gi'];
 }
 
 /** What every pod with the sidecar needs, whichever way it was added. */
@@ -147,7 +156,7 @@ describe('deploy/ manifests', () => {
         checked.push(where);
       }
     }
-    expect(checked.length).toBe(12);
+    expect(checked.length).toBe(17);
   });
 
   it('the config files the examples ship are valid mcp-warden configs', () => {
@@ -172,7 +181,8 @@ describe('deploy/ manifests', () => {
     expect(spec.containers.map((container: any) => container.name).sort()).toEqual(['mcp-server', 'mcp-warden']);
     const server = spec.containers.find((container: any) => container.name === 'mcp-server');
     expect(server.env).toContainEqual({ name: 'HOST', value: '127.0.0.1' });
-    expect(new URL(config.upstream.url).hostname).toBe('127.0.0.1');
+    // upstream.url is optional since upstream.command exists; this example's server is an HTTP one.
+    expect(new URL(config.upstream.url ?? 'missing:').hostname).toBe('127.0.0.1');
     expect(spec.automountServiceAccountToken).toBe(false);
     expect(find(docs, 'Deployment', 'legacy-mcp').spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
     expect(spec.terminationGracePeriodSeconds).toBeGreaterThan(config.lifecycle.shutdown_grace / 1000);
@@ -246,5 +256,85 @@ describe('deploy/ manifests', () => {
     );
     const docs = kustomize(dir);
     expect(podSpec(docs, 'weather-mcp')).toEqual(podSpec(kustomize(join(kubernetesDir, 'existing-deployment/legacy')), 'weather-mcp'));
+  });
+
+  it('the stdio example: mcp-warden and the server in one container, the image it names, affinity for its sessions', () => {
+    const docs = kustomize(join(kubernetesDir, 'stdio'));
+    expectWiredSidecar(docs, 'everything-mcp');
+    const { spec, container, config } = warden(docs, 'everything-mcp');
+    expect(spec.containers.map((entry: any) => entry.name)).toEqual(['mcp-warden']);
+    expect(spec.initContainers).toBeUndefined();
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(config.upstream.url).toBeUndefined();
+    const stdio = config.upstream.stdio;
+    if (!stdio) throw new Error('the stdio example has no upstream.command');
+    // On SIGTERM: requests drain, then each child gets SIGTERM and, after kill_grace, SIGKILL; all before the kubelet's SIGKILL.
+    expect(spec.terminationGracePeriodSeconds).toBeGreaterThan((config.lifecycle.shutdown_grace + stdio.kill_grace) / 1000);
+    // The children count against the container's memory limit: room for mcp-warden and max_processes of them.
+    expect(mebibytes(container.resources.limits.memory)).toBeGreaterThanOrEqual(256 + 64 * stdio.max_processes);
+
+    // Every secret the children get is a file of the mounted Secret, under a key the Secret has.
+    const secretsMount = container.volumeMounts.find((mount: any) => mount.name === 'mcp-warden-secrets').mountPath;
+    const secret = find(docs, 'Secret', 'mcp-warden-secrets');
+    const secretKeys = Object.keys({ ...secret.data, ...secret.stringData });
+    const refs = [
+      ...(config.upstream.credential.type === 'env' ? [config.upstream.credential.value] : []),
+      ...Object.values(stdio.env).flatMap((value) => (value.kind === 'secret' ? [value.ref] : [])),
+    ];
+    expect(refs.length).toBeGreaterThan(0);
+    for (const ref of refs) {
+      expect(ref.kind).toBe('file');
+      if (ref.kind !== 'file') continue;
+      expect(ref.path.startsWith(`${secretsMount}/`), ref.path).toBe(true);
+      expect(secretKeys).toContain(ref.path.slice(secretsMount.length + 1));
+    }
+    // The example server's get-env tool hands out its environment, credential included: not to every user.
+    const getEnv = config.policy.rules.find((rule: any) => rule.match.tool === 'get-env');
+    expect(getEnv?.scopes).toEqual(['mcp:admin']);
+
+    // The image the Deployment runs is Dockerfile.example's: the program and cwd the config names are where it installs
+    // the server, at a pinned version, and it ends as the base image does (`node`, in /app for dist/cli.js).
+    const dockerfile = readFileSync(join(deployDir, 'stdio/Dockerfile.example'), 'utf8');
+    expect(dockerfile).toMatch(/^ARG MCP_WARDEN_IMAGE=\S+$/m);
+    expect(dockerfile).toMatch(/^FROM \$\{MCP_WARDEN_IMAGE\}$/m);
+    expect(dockerfile).toMatch(/^ARG SERVER_EVERYTHING_VERSION=\d+\.\d+\.\d+$/m);
+    const install = dockerfile.indexOf('RUN npm install --omit=dev');
+    expect(install).toBeGreaterThan(0);
+    expect(dockerfile.slice(install)).toMatch(/^ +"@modelcontextprotocol\/server-everything@\$\{SERVER_EVERYTHING_VERSION\}"/m);
+    const workdirs = [...dockerfile.matchAll(/^WORKDIR (\S+)$/gm)];
+    const installDir = workdirs.filter((match) => match.index < install).at(-1)?.[1];
+    expect(installDir).toBe('/srv/mcp-server');
+    expect(workdirs.at(-1)?.[1]).toBe('/app');
+    expect([...dockerfile.matchAll(/^USER (\S+)$/gm)].at(-1)?.[1]).toBe('node');
+    expect(stdio.cwd).toBe(installDir);
+    expect(stdio.command[0]).toBe('/usr/local/bin/node');
+    expect(stdio.command[1]).toBe(`${installDir}/node_modules/@modelcontextprotocol/server-everything/dist/index.js`);
+
+    // The Service and the Ingress lead to the proxy port only; the Ingress serves the resource's host and path.
+    const service = find(docs, 'Service', 'everything-mcp');
+    expect(service.spec.ports.map((port: any) => port.targetPort)).toEqual([config.listen.port]);
+    const ingress = find(docs, 'Ingress', 'everything-mcp');
+    const resource = new URL(config.resource.url);
+    const rule = ingress.spec.rules.find((entry: any) => entry.host === resource.hostname);
+    const path = rule.http.paths.find((entry: any) => resource.pathname.startsWith(entry.path));
+    expect(path.pathType).toBe('Prefix');
+    expect(`/.well-known/oauth-protected-resource${resource.pathname}`.startsWith(path.path)).toBe(true);
+    expect(path.backend.service.name).toBe(service.metadata.name);
+    expect(service.spec.ports.map((port: any) => port.name)).toContain(path.backend.service.port.name);
+    expect(ingress.spec.tls.flatMap((entry: any) => entry.hosts)).toContain(resource.hostname);
+
+    // A session is a process in one pod. With several replicas every request of a session must reach the pod that
+    // answered its initialize, which carries no Mcp-Session-Id: a hash key that uses the header cannot do that.
+    if (find(docs, 'Deployment', 'everything-mcp').spec.replicas > 1) {
+      const hashKey = ingress.metadata.annotations?.['nginx.ingress.kubernetes.io/upstream-hash-by'];
+      expect(hashKey, 'upstream-hash-by').toEqual(expect.any(String));
+      expect(hashKey).not.toMatch(/mcp_session_id/i);
+      expect(service.spec.sessionAffinity).toBe('ClientIP');
+    }
+
+    const policy = find(docs, 'NetworkPolicy', 'everything-mcp');
+    const allowedPorts = policy.spec.ingress.flatMap((entry: any) => entry.ports.map((port: any) => port.port));
+    expect(allowedPorts.sort()).toEqual([config.listen.port, config.admin.port].sort());
+    expect(policy.spec.policyTypes).toEqual(['Ingress', 'Egress']);
   });
 });

@@ -1,0 +1,30 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendJson } from '../proxy/respond.ts';
+import type { CredentialHeaders } from '../upstream/credential.ts';
+import type { Access } from './access.ts';
+import type { PipelineParts } from './parts.ts';
+import type { Step } from './step.ts';
+
+/** Authorized: our credential for the upstream, at once when it is static, else once the user's is at hand. */
+export function credential(parts: PipelineParts, next: Step): Step {
+  const { credential: source, logger } = parts;
+  const use = (req: IncomingMessage, res: ServerResponse, access: Access, headers: CredentialHeaders): void | Promise<void> => {
+    if (!headers.ok) {
+      access.outcome = 'unavailable';
+      access.reason = 'upstream_credential_unavailable';
+      logger.error({ request_id: access.requestId, problem: headers.problem }, 'upstream credential unavailable');
+      sendJson(res, 503, { error: 'upstream_credential_unavailable', error_description: 'the proxy has no upstream credential' }, { 'retry-after': '5' });
+      return;
+    }
+    access.credential = headers.headers;
+    return next(req, res, access);
+  };
+  return (req, res, access) => {
+    const headers = source.headers(access.principal);
+    if (!(headers instanceof Promise)) return use(req, res, access, headers);
+    return headers.then((resolved) => {
+      // The client may have gone while the user's token was looked up: nothing is sent for it then.
+      if (!res.destroyed) return use(req, res, access, resolved);
+    });
+  };
+}

@@ -1,0 +1,73 @@
+import type { ServerResponse } from 'node:http';
+import { AuthFailure } from '../auth/failure.ts';
+import { watchLegacyEndpoint } from '../mcp/legacy-endpoint.ts';
+import { createRequestHeaderScrubber } from '../proxy/request-headers.ts';
+import { sendContinue } from './continue.ts';
+import type { PipelineParts } from './parts.ts';
+import { refuse } from './refuse.ts';
+import type { Step } from './step.ts';
+
+/** The client's credentials out, ours in, and on to the upstream; the sessions it issues are bound to the principal. */
+export function forward(parts: PipelineParts): Step {
+  const { config, upstream, sessions, credential, identity, metrics, inFlight, streams } = parts;
+  const publicUrl = new URL(config.resource.url);
+  const scrub = createRequestHeaderScrubber({ injectedNames: [...credential.headerNames, ...identity.headerNames, 'x-request-id'] });
+  const forwardedHeaders = { 'x-forwarded-proto': publicUrl.protocol.slice(0, -1), 'x-forwarded-host': publicUrl.host };
+  const clockToleranceSeconds = config.tokens.clock_tolerance / 1000;
+  return (req, res, access) => {
+    const principal = access.principal!;
+    const presentedSession = req.headers['mcp-session-id'];
+    const mcpMethod = req.headers['mcp-method'];
+    // Without rules the body is never read: the 2026-07-28 Mcp-Method header is then the only hint.
+    if (!access.rpc && typeof mcpMethod === 'string') {
+      const name = req.headers['mcp-name'];
+      access.rpc = { methods: [mcpMethod], target: typeof name === 'string' ? name : undefined };
+    }
+    let onStreamStart: ((end: () => void) => void) | undefined;
+    if (req.method === 'GET') {
+      const slot = streams.acquire(`${principal.issuer} ${principal.subject ?? access.tokenHash}`);
+      if (!slot.ok) return refuse(parts, res, access, new AuthFailure(slot.refusal, undefined, principal.issuer));
+      res.once('close', slot.release);
+      // A standalone stream would outlive its token; it ends at exp and the client reconnects with a fresh one.
+      const { expiresAt } = principal;
+      onStreamStart = (end) => {
+        inFlight.standaloneStream(access.ticket, end);
+        if (expiresAt !== undefined) endAtExpiry(res, end, expiresAt + clockToleranceSeconds);
+      };
+    }
+    if (access.rpc) for (const method of access.rpc.methods) metrics.mcpRequest(method);
+    scrub(req.headers);
+    sendContinue(res, access);
+    access.outcome = 'allowed';
+    access.upstream = upstream.forward({
+      req,
+      res,
+      principal,
+      inject: {
+        ...access.credential,
+        ...identity.headers(principal),
+        ...forwardedHeaders,
+        'x-forwarded-for': access.socket.remoteAddress ?? '',
+        'x-request-id': access.requestId,
+      },
+      body: access.body,
+      onResponse: sessions
+        ? (status, headers) => {
+            const issued = headers['mcp-session-id'];
+            if (typeof issued === 'string' && issued !== presentedSession) sessions.bind(issued, principal);
+            if (req.method === 'DELETE' && typeof presentedSession === 'string' && status >= 200 && status < 300) sessions.forget(presentedSession);
+          }
+        : undefined,
+      onEventStream: sessions && req.method === 'GET' ? (stream) => watchLegacyEndpoint(stream, (id) => sessions.bind(id, principal)) : undefined,
+      onStreamStart,
+    });
+  };
+}
+
+/** setTimeout's longest delay (about 24.8 days): a stream of a token valid for longer ends then, early rather than never. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function endAtExpiry(res: ServerResponse, end: () => void, expiresAtSeconds: number): void {
+  const timer = setTimeout(end, Math.min(MAX_TIMER_MS, Math.max(0, expiresAtSeconds * 1000 - Date.now())));
+  res.once('close', () => clearTimeout(timer));
+}

@@ -1,0 +1,62 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AuthFailure } from '../auth/failure.ts';
+import type { Principal } from '../auth/principal.ts';
+import { isJson, judgeBody } from '../mcp/judge.ts';
+import type { PolicyDecision } from '../mcp/policy.ts';
+import { readBody } from '../proxy/read-body.ts';
+import type { Access } from './access.ts';
+import { sendContinue } from './continue.ts';
+import type { PipelineParts } from './parts.ts';
+import { refuse } from './refuse.ts';
+import type { Step } from './step.ts';
+
+/** Rules are on: the JSON-RPC body of a POST is read and judged whole before a byte of it is forwarded. */
+export function inspect(parts: PipelineParts, next: Step): Step {
+  const { config, policy } = parts;
+  // Without rules no body is ever read, and this stage is not even called.
+  if (!policy.inspectsBodies) return next;
+  const maxBodyBytes = config.policy.max_body_bytes;
+  const judge = async (req: IncomingMessage, res: ServerResponse, access: Access): Promise<void> => {
+    const principal = access.principal!;
+    if (!isJson(req.headers)) return refuse(parts, res, access, new AuthFailure('unsupported_media_type'));
+    sendContinue(res, access);
+    const read = await readBody(req, maxBodyBytes);
+    if (!read.ok && read.problem === 'client_gone') return;
+    if (!read.ok) {
+      // The rest of the body was not read, so the connection cannot carry another request.
+      res.setHeader('connection', 'close');
+      return refuse(parts, res, access, new AuthFailure('body_too_large'));
+    }
+    const judgement = judgeBody(req.headers, read.body, principal.scopes, policy);
+    if (judgement.decision) {
+      audit(parts, access.requestId, principal, judgement.decision);
+      const { messages } = judgement.decision;
+      access.rpc = { methods: messages.map((decision) => decision.message.method), target: messages[0]?.message.target };
+    }
+    if (!judgement.allowed) return refuse(parts, res, access, new AuthFailure(judgement.reason, judgement.detail, principal.issuer), judgement.decision?.needed);
+    access.body = read.body;
+    return next(req, res, access);
+  };
+  return (req, res, access) => (req.method === 'POST' ? judge(req, res, access) : next(req, res, access));
+}
+
+function audit({ metrics, logger }: PipelineParts, requestId: string, principal: Principal, decision: PolicyDecision): void {
+  for (const message of decision.messages) {
+    const allowed = message.missing.length === 0;
+    metrics.policyDecision(message.message.method, allowed, message.rule);
+    logger.info(
+      {
+        request_id: requestId,
+        iss: principal.issuer,
+        sub: principal.subject,
+        client_id: principal.clientId,
+        rpc_method: message.message.method,
+        target: message.message.target,
+        decision: allowed ? 'allow' : 'deny',
+        rule: message.rule,
+        missing_scopes: allowed ? undefined : message.missing,
+      },
+      'policy decision',
+    );
+  }
+}

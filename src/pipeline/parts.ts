@@ -1,0 +1,31 @@
+import type { TokenVerifier } from '../auth/verifier.ts';
+import type { Broker } from '../broker/broker.ts';
+import type { Config } from '../config/schema.ts';
+import type { InFlight } from '../lifecycle/in-flight.ts';
+import type { Policy } from '../mcp/policy.ts';
+import type { SessionBinding } from '../mcp/session-binding.ts';
+import type { ProtectedResourceMetadata } from '../metadata/protected-resource.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { StreamSlots } from '../proxy/stream-slots.ts';
+import type { UpstreamCredential } from '../upstream/credential.ts';
+import type { createIdentityHeaders } from '../upstream/identity-headers.ts';
+import type { Upstream } from '../upstream/upstream.ts';
+
+/** What the composition root builds for the request pipeline; each stage takes what it needs once. */
+export interface PipelineParts {
+  readonly config: Config;
+  readonly metadata: ProtectedResourceMetadata;
+  /** Broker mode: its endpoints are served here, before any token is asked for. */
+  readonly broker: Broker | undefined;
+  readonly verifier: TokenVerifier;
+  readonly policy: Policy;
+  readonly sessions: SessionBinding | undefined;
+  readonly upstream: Upstream;
+  readonly credential: UpstreamCredential;
+  readonly identity: ReturnType<typeof createIdentityHeaders>;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly inFlight: InFlight;
+  readonly streams: StreamSlots;
+}

@@ -31,7 +31,8 @@ export function createUpstreamCredential(config: CredentialConfig, users?: UserT
       close: () => undefined,
     };
   }
-  if (config.type === 'none') {
+  // A stdio child gets an env credential in its environment at spawn (stdio/child-environment.ts), never as a header.
+  if (config.type === 'none' || config.type === 'env') {
     return { headerNames: [], headers: () => ({ ok: true, headers: {} }), close: () => undefined };
   }
   const name = config.type === 'bearer' ? 'authorization' : config.name.toLowerCase();

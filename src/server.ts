@@ -16,12 +16,13 @@ import { SessionBinding } from './mcp/session-binding.ts';
 import { buildProtectedResourceMetadata } from './metadata/protected-resource.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
-import { Forwarder } from './proxy/forward.ts';
 import { limitConnections } from './proxy/connection-limits.ts';
 import { StreamSlots } from './proxy/stream-slots.ts';
 import { createRequestPipeline } from './request-pipeline.ts';
 import { createUpstreamCredential, type UpstreamCredential } from './upstream/credential.ts';
+import { createUpstream } from './upstream/create-upstream.ts';
 import { createIdentityHeaders } from './upstream/identity-headers.ts';
+import type { Upstream } from './upstream/upstream.ts';
 
 const KEY_RETRY_MIN_MS = 1_000;
 const KEY_RETRY_MAX_MS = 30_000;
@@ -82,25 +83,31 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   const readiness = new Readiness(() => verifier.ready);
   const inFlight = new InFlight();
   const identity = createIdentityHeaders(config.upstream.identity_headers);
-  const upstream = new Forwarder({
-    target: config.upstream.url,
-    maxSockets: config.limits.max_connections,
-    // An upstream that echoes the proxy's credential or identity headers must not hand them to clients.
-    dropResponseHeaders: new Set([...credential.headerNames, ...identity.headerNames, ...config.upstream.strip_response_headers].map((name) => name.toLowerCase())),
-    connectTimeoutMs: config.upstream.connect_timeout,
-    responseTimeoutMs: config.upstream.response_timeout,
-    onStreamStart: (_req, res) => {
-      metrics.streamOpened();
-      res.once('close', () => metrics.streamClosed());
-    },
+  // The session table and a stdio upstream each learn when the other lets a session go.
+  let upstream: Upstream | undefined;
+  const sessions = config.sessions.bind
+    ? new SessionBinding({ maxEntries: config.sessions.max_entries, idleTtlMs: config.sessions.idle_ttl, onDrop: (sessionId) => upstream?.sessionDropped(sessionId) })
+    : undefined;
+  upstream = createUpstream(config, {
+    metrics,
+    logger,
+    injectedHeaders: [...credential.headerNames, ...identity.headerNames],
+    onSessionEnd: (sessionId) => sessions?.forget(sessionId),
   });
+  const upstreamSecrets = upstream.missingSecrets();
+  if (upstreamSecrets.length > 0) {
+    await upstream.close();
+    broker?.close();
+    closeSecrets();
+    throw new ConfigError('config', upstreamSecrets);
+  }
   const pipeline = createRequestPipeline({
     config,
     metadata: buildProtectedResourceMetadata(config, broker?.issuer),
     broker,
     verifier,
     policy: new Policy(config),
-    sessions: config.sessions.bind ? new SessionBinding({ maxEntries: config.sessions.max_entries, idleTtlMs: config.sessions.idle_ttl }) : undefined,
+    sessions,
     upstream,
     credential,
     identity,
@@ -137,7 +144,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   await Promise.all([listen(main, config.listen.host, config.listen.port), listen(admin, config.admin.host, config.admin.port)]);
   const url = baseUrl(main);
   const adminUrl = baseUrl(admin);
-  logger.info({ url, admin_url: adminUrl, resource: config.resource.url, upstream: config.upstream.url }, 'listening');
+  logger.info({ url, admin_url: adminUrl, resource: config.resource.url, upstream: config.upstream.url ?? config.upstream.stdio?.command[0] }, 'listening');
 
   const keyRetry = maintainVerifier(verifier, logger, Math.max(config.tokens.jwks.cooldown, KEY_CHECK_MIN_MS));
 

@@ -50,6 +50,9 @@ export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
   too_many_streams: { status: 429, request: true, description: 'too many open event streams for this principal' },
   rate_limited: { status: 429, request: true, description: 'too many token lookups from this client' },
   overloaded: { status: 503, description: 'the proxy is at capacity' },
+  too_many_processes: { status: 429, request: true, description: 'too many MCP server processes for this principal' },
+  // A claim is given to a stdio server as an environment variable: one that is not a printable string could smuggle in more.
+  unusable_claim: { status: 403, request: true, description: 'an identity claim of this token cannot be passed to the MCP server' },
 };
 
 export const RETRY_AFTER_SECONDS = 5;

@@ -37,6 +37,8 @@ export const AUTH_FAILURE_REASONS = [
   'too_many_streams',
   'rate_limited',
   'overloaded',
+  'too_many_processes',
+  'unusable_claim',
 ] as const;
 
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];

@@ -11,8 +11,15 @@ export type SessionCheck = 'bound' | 'foreign' | 'unknown';
 export class SessionBinding {
   readonly #owners: LRUCache<string, string>;
 
-  constructor(options: { maxEntries: number; idleTtlMs: number }) {
-    this.#owners = new LRUCache({ max: options.maxEntries, ttl: options.idleTtlMs, updateAgeOnGet: true });
+  /** `onDrop`: a binding left the table because it was full or idle (not by `forget`); what it held must go too. */
+  constructor(options: { maxEntries: number; idleTtlMs: number; onDrop?: (sessionId: string) => void }) {
+    const { onDrop } = options;
+    this.#owners = new LRUCache({
+      max: options.maxEntries,
+      ttl: options.idleTtlMs,
+      updateAgeOnGet: true,
+      dispose: onDrop && ((_owner, sessionId, reason) => (reason === 'evict' || reason === 'expire') && onDrop(sessionId)),
+    });
   }
 
   check(sessionId: string, principal: Principal): SessionCheck {
@@ -30,6 +37,7 @@ export class SessionBinding {
   }
 }
 
-function ownerKey(principal: Principal): string {
+/** Who owns a session: the issuer, subject and client of the token that opened it. */
+export function ownerKey(principal: Principal): string {
   return JSON.stringify([principal.issuer, principal.subject ?? null, principal.clientId ?? null]);
 }

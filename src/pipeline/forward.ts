@@ -4,7 +4,7 @@ import { watchLegacyEndpoint } from '../mcp/legacy-endpoint.ts';
 import { createRequestHeaderScrubber } from '../proxy/request-headers.ts';
 import { sendContinue } from './continue.ts';
 import type { PipelineParts } from './parts.ts';
-import { refuse } from './refuse.ts';
+import { refuse, refuseThrown } from './refuse.ts';
 import type { Step } from './step.ts';
 
 /** The client's credentials out, ours in, and on to the upstream; the sessions it issues are bound to the principal. */
@@ -39,7 +39,8 @@ export function forward(parts: PipelineParts): Step {
     scrub(req.headers);
     sendContinue(res, access);
     access.outcome = 'allowed';
-    access.upstream = upstream.forward({
+    try {
+      access.upstream = upstream.forward({
       req,
       res,
       principal,
@@ -60,7 +61,10 @@ export function forward(parts: PipelineParts): Step {
         : undefined,
       onEventStream: sessions && req.method === 'GET' ? (stream) => watchLegacyEndpoint(stream, (id) => sessions.bind(id, principal)) : undefined,
       onStreamStart,
-    });
+      });
+    } catch (error) {
+      refuseThrown(parts, res, access, error);
+    }
   };
 }
 

@@ -10,11 +10,14 @@ import type { PipelineParts } from './parts.ts';
 import { refuse } from './refuse.ts';
 import type { Step } from './step.ts';
 
-/** Rules are on: the JSON-RPC body of a POST is read and judged whole before a byte of it is forwarded. */
+/**
+ * Rules are on, or the upstream relays messages: the JSON-RPC body of a POST is read and judged whole
+ * before a byte of it is forwarded (without rules, judging only checks that it is JSON-RPC at all).
+ */
 export function inspect(parts: PipelineParts, next: Step): Step {
-  const { config, policy } = parts;
-  // Without rules no body is ever read, and this stage is not even called.
-  if (!policy.inspectsBodies) return next;
+  const { config, policy, upstream } = parts;
+  // Without rules, and with an upstream that takes a stream, no body is ever read and this stage is not even called.
+  if (!policy.inspectsBodies && !upstream.needsBody) return next;
   const maxBodyBytes = config.policy.max_body_bytes;
   const judge = async (req: IncomingMessage, res: ServerResponse, access: Access): Promise<void> => {
     const principal = access.principal!;
@@ -29,7 +32,7 @@ export function inspect(parts: PipelineParts, next: Step): Step {
     }
     const judgement = judgeBody(req.headers, read.body, principal.scopes, policy);
     if (judgement.decision) {
-      audit(parts, access.requestId, principal, judgement.decision);
+      if (policy.inspectsBodies) audit(parts, access.requestId, principal, judgement.decision);
       const { messages } = judgement.decision;
       access.rpc = { methods: messages.map((decision) => decision.message.method), target: messages[0]?.message.target };
     }

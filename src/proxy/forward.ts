@@ -54,6 +54,8 @@ const IDLE_UPSTREAM_SOCKET_MS = 4000;
  */
 export class Forwarder implements Upstream {
   readonly kind = 'http';
+  /** Bytes are streamed through as they come; only the rules make the pipeline read a body first. */
+  readonly needsBody = false;
   // Up to 256 idle sockets kept: a smaller pool reconnects on every burst past it. The timeout retires an idle socket before the upstream closes it (Node honours the upstream's
   // `Keep-Alive: timeout` hint, less a second, only when the agent has a timeout of its own): reusing
   // a socket the upstream is closing is an ECONNRESET, a 502 for the client. On a busy socket it is
@@ -96,6 +98,14 @@ export class Forwarder implements Upstream {
   }
 
   /** Frees pooled upstream sockets. */
+  /** Its credential is a header the pipeline reads and checks before start. */
+  missingSecrets(): Array<{ path: string; message: string }> {
+    return [];
+  }
+
+  /** The upstream owns its sessions; a binding that goes leaves nothing of ours behind. */
+  sessionDropped(): void {}
+
   async close(): Promise<void> {
     this.#proxy.close();
     this.#agent.destroy();

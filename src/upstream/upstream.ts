@@ -39,8 +39,17 @@ export interface UpstreamRequest {
 export interface Upstream {
   /** Which of the two it is. */
   readonly kind: 'http' | 'stdio';
-  /** Answers `request.res`; the outcome is final once the response has closed (no promise per request). */
+  /** It relays messages rather than bytes: every POST body is read (bounded, as for the rules) before it is handed over. */
+  readonly needsBody: boolean;
+  /**
+   * Answers `request.res`; the outcome is final once the response has closed (no promise per request).
+   * It may refuse the request instead, before answering, by throwing an AuthFailure (e.g. a process bound).
+   */
   forward(request: UpstreamRequest): UpstreamOutcome;
+  /** Secrets it needs that cannot be read now, by config path: the process must not start without them. */
+  missingSecrets(): Array<{ path: string; message: string }>;
+  /** A session's binding to its principal is gone (evicted or idle): nothing of that session may outlive it. */
+  sessionDropped(sessionId: string): void;
   /** Ends what the upstream holds (pooled sockets, child processes). */
   close(): Promise<void>;
 }

@@ -287,6 +287,8 @@ const upstream = z
     /** Response headers never passed to clients (e.g. set-cookie); the injected headers' names always are dropped. */
     strip_response_headers: z.array(headerName()).default([]),
   })
+  // Editors see the same rule the transform below enforces.
+  .meta({ oneOf: [{ required: ['url'] }, { required: ['command'] }] })
   .transform((raw, ctx) => {
     const { url, command, cwd, env, env_passthrough, identity_env, max_processes, max_processes_per_principal, idle_timeout, startup_timeout, kill_grace, max_message_bytes, ...common } = raw;
     if ((url === undefined) === (command === undefined)) {

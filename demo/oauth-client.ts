@@ -5,6 +5,7 @@ import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotoc
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 
 /** Never served: the walker stops when a redirect points here and reads the code from it. */
 export const REDIRECT_URI = 'http://127.0.0.1:1/callback';
@@ -177,6 +178,9 @@ interface ConnectOptions {
   readonly clientMetadataUrl?: string;
   readonly scope?: string;
   readonly refreshTokens?: boolean;
+  /** What the client offers the server (sampling, elicitation, roots), with its handlers set up by `prepare`. */
+  readonly capabilities?: ClientCapabilities;
+  readonly prepare?: (client: Client) => void;
 }
 
 export function connectWithOAuth(mcpUrl: string, options?: ConnectOptions & { legacySse?: false }): Promise<OAuthConnection>;
@@ -201,7 +205,8 @@ export async function connectWithOAuth(
   }
   await first.finishAuth(await provider.code);
   const transport = open();
-  const client = new Client({ name: options.clientName ?? 'mcp-warden scripted client', version: '1.0.0' });
+  const client = new Client({ name: options.clientName ?? 'mcp-warden scripted client', version: '1.0.0' }, { capabilities: options.capabilities ?? {} });
+  options.prepare?.(client);
   await client.connect(transport);
   return {
     client,

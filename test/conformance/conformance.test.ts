@@ -46,6 +46,13 @@ const SUITES = [
     failingDirectly: 'any',
   },
 ] as const;
+/**
+ * Checks a stdio server cannot take part in, so over stdio they are not run at all (never failed):
+ * in server-sse-polling the server's tool closes its own SSE stream mid-call (closeSSEStream) to make
+ * the client resume; a stdio server has no stream to close, and the call simply completes. Resuming
+ * a broken stream itself (priming event, retry, Last-Event-ID) is checked and passes over stdio.
+ */
+const STDIO_CANNOT = ['server-sse-polling/server-sse-disconnect-resume'];
 const VERDICTS = new Set(['SUCCESS', 'FAILURE', 'WARNING', 'SKIPPED']);
 /** Why a check failed, by run URL and check, to explain a difference. */
 const errors = new Map<string, string>();
@@ -103,54 +110,81 @@ async function startInjector(target: string, token: string) {
   };
 }
 
+/** mcp-warden in front of `upstream`, behind an injector that adds a valid token; returns the injector's MCP URL. */
+async function startProxied(as: StartedAuthorizationServer, wardenPort: number, upstream: Record<string, unknown>) {
+  const resource = `http://127.0.0.1:${wardenPort}/mcp`;
+  const token = await as.mintToken({ resource, scope: 'mcp:read' });
+  const injector = await startInjector(process.env.CONFORMANCE_BYPASS && typeof upstream.url === 'string' ? upstream.url : `http://127.0.0.1:${wardenPort}`, token);
+  const local = (host: string) => `${host}:${injector.port}`;
+  const warden = await startWarden(
+    validateConfig({
+      listen: { host: '127.0.0.1', port: wardenPort, allowed_hosts: [local('localhost'), local('127.0.0.1')] },
+      admin: { host: '127.0.0.1', port: 0 },
+      resource: { url: resource },
+      authorization_servers: [{ issuer: as.issuer }],
+      upstream,
+      cors: { allowed_origins: [`http://${local('localhost')}`, `http://${local('127.0.0.1')}`] },
+    }),
+    { logger: pino({ level: process.env.CONFORMANCE_LOG ? 'info' : 'silent' }, process.env.CONFORMANCE_LOG ? pino.destination(process.env.CONFORMANCE_LOG) : undefined) },
+  );
+  await waitFor(() => warden.readiness.ready, 'warden ready');
+  return {
+    url: `http://127.0.0.1:${injector.port}/mcp`,
+    async close() {
+      await warden.shutdown();
+      await injector.close();
+    },
+  };
+}
+
+/** Every check whose verdict differs between the two runs, with the reason a failing run gave. */
+function differencesOf(direct: Map<string, string>, directUrl: string, proxied: Map<string, string>, proxiedUrl: string): string[] {
+  return [...new Set([...direct.keys(), ...proxied.keys()])]
+    .filter((key) => direct.get(key) !== proxied.get(key))
+    .map((key) => `${key}: direct ${direct.get(key)}, proxied ${proxied.get(key)} (${errors.get(`${proxiedUrl} ${key}`) ?? errors.get(`${directUrl} ${key}`) ?? 'no message'})`);
+}
+
 for (const suite of SUITES) {
   describe(suite.name, () => {
     let fixture: ConformanceServer;
     let as: StartedAuthorizationServer;
-    let warden: Warden;
-    let injector: Awaited<ReturnType<typeof startInjector>>;
+    let http: Awaited<ReturnType<typeof startProxied>>;
+    let stdio: Awaited<ReturnType<typeof startProxied>> | undefined;
+    let direct: Map<string, string>;
 
     beforeAll(async () => {
       fixture = await startConformanceServer({ mode: suite.mode });
-      const wardenPort = await freePort();
-      const resource = `http://127.0.0.1:${wardenPort}/mcp`;
-      as = await startAuthorizationServer({ resources: { [resource]: { scopes: ['mcp:read'] } } });
-      const token = await as.mintToken({ resource, scope: 'mcp:read' });
-      injector = await startInjector(process.env.CONFORMANCE_BYPASS ? fixture.origin : `http://127.0.0.1:${wardenPort}`, token);
-      const local = (host: string) => `${host}:${injector.port}`;
-      warden = await startWarden(
-        validateConfig({
-          listen: { host: '127.0.0.1', port: wardenPort, allowed_hosts: [local('localhost'), local('127.0.0.1')] },
-          admin: { host: '127.0.0.1', port: 0 },
-          resource: { url: resource },
-          authorization_servers: [{ issuer: as.issuer }],
-          upstream: { url: fixture.origin },
-          cors: { allowed_origins: [`http://${local('localhost')}`, `http://${local('127.0.0.1')}`] },
-        }),
-        { logger: pino({ level: process.env.CONFORMANCE_LOG ? 'info' : 'silent' }, process.env.CONFORMANCE_LOG ? pino.destination(process.env.CONFORMANCE_LOG) : undefined) },
-      );
-      await waitFor(() => warden.readiness.ready, 'warden ready');
-    });
+      const ports = [await freePort(), await freePort()] as const;
+      as = await startAuthorizationServer({ resources: Object.fromEntries(ports.map((port) => [`http://127.0.0.1:${port}/mcp`, { scopes: ['mcp:read'] }])) });
+      http = await startProxied(as, ports[0], { url: fixture.origin });
+      // The same MCP server as one stdio child per session: sessions are then the proxy's own.
+      // The suite never deletes its sessions, and all of them carry one token: one principal's many processes.
+      if (suite.mode === 'stateful') stdio = await startProxied(as, ports[1], { command: [process.execPath, join(root, 'test/fixtures/conformance-stdio.ts')], max_processes_per_principal: 64 });
+      direct = await runSuite(suite.bin, suite.args, fixture.url);
+    }, 300_000);
     afterAll(async () => {
-      await warden?.shutdown();
-      await Promise.all([injector?.close(), as?.close(), fixture?.close()]);
+      await Promise.all([http?.close(), stdio?.close()]);
+      await Promise.all([as?.close(), fixture?.close()]);
     });
 
     it('ends every check through injector → mcp-warden → fixture as it ends directly against the fixture', { timeout: 300_000 }, async () => {
-      const direct = await runSuite(suite.bin, suite.args, fixture.url);
-      const proxied = await runSuite(suite.bin, suite.args, `http://127.0.0.1:${injector.port}/mcp`);
+      const proxied = await runSuite(suite.bin, suite.args, http.url);
       console.log(`${suite.name}\n  direct:               ${totals(direct)}\n  through mcp-warden:   ${totals(proxied)}`);
       expect(direct.size).toBeGreaterThan(0);
-      const differences = [...new Set([...direct.keys(), ...proxied.keys()])].filter((key) => direct.get(key) !== proxied.get(key));
-      const proxiedUrl = `http://127.0.0.1:${injector.port}/mcp`;
-      expect(
-        differences.map((key) => `${key}: direct ${direct.get(key)}, proxied ${proxied.get(key)} (${errors.get(`${proxiedUrl} ${key}`) ?? errors.get(`${fixture.url} ${key}`) ?? 'no message'})`),
-      ).toEqual([]);
+      expect(differencesOf(direct, fixture.url, proxied, http.url)).toEqual([]);
       if (suite.failingDirectly !== 'any') {
         const allowed: readonly string[] = suite.failingDirectly;
         const failing = [...direct].filter(([key, status]) => status === 'FAILURE' && !allowed.includes(key.split('/')[0]!)).map(([key]) => key);
         expect(failing).toEqual([]);
       }
+    });
+
+    if (suite.mode === 'stateful') it('ends every check through mcp-warden → the fixture over stdio as directly against the fixture over HTTP', { timeout: 300_000 }, async () => {
+      const proxied = await runSuite(suite.bin, suite.args, stdio!.url);
+      console.log(`${suite.name}\n  direct (HTTP):        ${totals(direct)}\n  mcp-warden → stdio:   ${totals(proxied)}`);
+      const differences = differencesOf(direct, fixture.url, proxied, stdio!.url);
+      expect(differences.filter((difference) => !STDIO_CANNOT.some((key) => difference.startsWith(`${key}: direct SUCCESS, proxied undefined`)))).toEqual([]);
+      expect([...proxied.values()].filter((status) => status === 'FAILURE')).toEqual([]);
     });
   });
 }

@@ -13,7 +13,10 @@ import type { StdioSettings } from '../../config/schema.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { ProcessExit, StdioMetrics } from '../../observability/stdio-metrics.ts';
 import { McpChild, type ChildExit } from './child-process.ts';
+import { SessionEventLog } from './event-log.ts';
 
+/** How long a client whose stream broke waits before it resumes (the SSE `retry` field). */
+const RETRY_MS = 1000;
 /** JSON-RPC "internal error": what the open requests of a session whose process died are answered with. */
 const INTERNAL_ERROR = -32603;
 
@@ -98,7 +101,12 @@ export class StdioSession {
   }
 
   #openTransport(): StreamableHTTPServerTransport {
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => this.id, onsessionclosed: () => void this.end('deleted') });
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => this.id,
+      onsessionclosed: () => void this.end('deleted'),
+      eventStore: new SessionEventLog(),
+      retryInterval: RETRY_MS,
+    });
     transport.onmessage = (message) => this.#fromClient(message);
     transport.onerror = (error) => this.#logger.debug({ err: error.message }, 'stdio session transport error');
     return transport;

@@ -119,7 +119,8 @@ export class StdioSession {
       if (initialize?.response && isInitializeRequest(message) && message.id === initialize.id) {
         // The child answered this very message already (see start): the answer goes out now.
         this.#initialize = undefined;
-        return this.#deliver(initialize.response, undefined);
+        void this.#deliver(initialize.response, undefined);
+        return;
       }
       const token = message.params?._meta?.progressToken;
       this.#pending.set(message.id, token);
@@ -140,9 +141,10 @@ export class StdioSession {
       // An error answer to a message the child could not read carries no id: it answers nothing open.
       if (message.id === undefined) return this.#logger.debug('stdio server sent an error without an id; dropped');
       this.#answered(message.id);
-      return this.#deliver(message, undefined);
+      void this.#deliver(message, undefined);
+      return;
     }
-    this.#deliver(message, this.#relatedRequest(message));
+    void this.#deliver(message, this.#relatedRequest(message));
   }
 
   /**
@@ -166,11 +168,11 @@ export class StdioSession {
     if (token !== undefined) this.#progress.delete(token);
   }
 
-  #deliver(message: JSONRPCMessage, relatedRequestId: RequestId | undefined): void {
+  #deliver(message: JSONRPCMessage, relatedRequestId: RequestId | undefined): Promise<void> {
     const transport = this.#transport;
-    if (!transport) return;
+    if (!transport) return Promise.resolve();
     // A client that went away cannot be written to; the SDK says so by rejecting, which is no fault here.
-    transport.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch((error: Error) => this.#logger.debug({ err: error.message }, 'stdio message had no client stream to go to'));
+    return transport.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch((error: Error) => this.#logger.debug({ err: error.message }, 'stdio message had no client stream to go to'));
   }
 
   #exited(exit: ChildExit): void {
@@ -179,12 +181,11 @@ export class StdioSession {
       this.#logger.error({ pid: this.pid, exit_code: exit.code, signal: exit.signal, spawn_error: exit.spawnError, open_requests: this.#pending.size }, 'stdio server exited during its session');
     }
     this.#initialize?.resolve('exited');
-    for (const id of this.#pending.keys()) {
-      this.#deliver({ jsonrpc: '2.0', id, error: { code: INTERNAL_ERROR, message: 'the MCP server process exited' } }, undefined);
-    }
+    const answers = [...this.#pending.keys()].map((id) => this.#deliver({ jsonrpc: '2.0', id, error: { code: INTERNAL_ERROR, message: 'the MCP server process exited' } }, undefined));
     this.#pending.clear();
     this.#progress.clear();
-    void this.#transport?.close();
     this.#onEnd(this, reason);
+    // The streams close only once the answers are on them: closing first would drop them unsent.
+    void Promise.all(answers).then(() => this.#transport?.close());
   }
 }

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -18,17 +19,22 @@ export interface UpstreamParts {
 /** The one upstream of this process, chosen by the config: an HTTP MCP server (url) or a stdio one (command). */
 export function createUpstream(config: Config, parts: UpstreamParts): Upstream {
   const { upstream, limits } = config;
+  const { metrics } = parts;
+  const countStream = (res: ServerResponse) => {
+    metrics.streamOpened();
+    res.once('close', () => metrics.streamClosed());
+  };
   if (upstream.stdio) {
     const bridge: StdioBridge = new StdioBridge({
       settings: upstream.stdio,
       credential: upstream.credential,
       logger: parts.logger,
       metrics: new StdioMetrics(parts.metrics.registry, () => bridge.processes),
+      onStandaloneStream: countStream,
       onSessionEnd: parts.onSessionEnd,
     });
     return bridge;
   }
-  const { metrics } = parts;
   // The schema gives exactly one of the two.
   if (upstream.url === undefined) throw new TypeError('upstream.url or upstream.command is required');
   return new Forwarder({
@@ -37,9 +43,6 @@ export function createUpstream(config: Config, parts: UpstreamParts): Upstream {
     dropResponseHeaders: new Set([...parts.injectedHeaders, ...upstream.strip_response_headers].map((name) => name.toLowerCase())),
     connectTimeoutMs: upstream.connect_timeout,
     responseTimeoutMs: upstream.response_timeout,
-    onStreamStart: (_req, res) => {
-      metrics.streamOpened();
-      res.once('close', () => metrics.streamClosed());
-    },
+    onStreamStart: (_req, res) => countStream(res),
   });
 }

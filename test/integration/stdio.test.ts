@@ -68,12 +68,22 @@ describe('a stdio MCP server from npm (server-everything) behind mcp-warden, wit
     expect(textOf(env)).not.toMatch(/eyJ[A-Za-z0-9_-]{8,}/);
   });
 
+  it('counts the process, its start-up and its standalone stream on the admin port', async () => {
+    const metrics = async () => (await fetch(`${stack.warden.adminUrl}/metrics`)).text();
+    await expect.poll(metrics, { timeout: 3000 }).toMatch(/^mcp_warden_open_streams 1$/m);
+    const text = await metrics();
+    expect(text).toMatch(/^mcp_warden_stdio_processes 1$/m);
+    expect(text).toMatch(/^mcp_warden_stdio_spawns_total\{result="ok"\} 1$/m);
+    expect(text).toMatch(/^mcp_warden_stdio_startup_seconds_count 1$/m);
+  });
+
   it('ends the process when the client deletes the session', async () => {
     const pid = stack.logs.find((log) => log.msg === 'stdio server started' && log.session_id === connection.transport.sessionId)?.pid as number;
     expect(alive(pid)).toBe(true);
     await connection.transport.terminateSession();
     await expect.poll(() => alive(pid), { timeout: 5000 }).toBe(false);
     expect(stack.logs).toContainEqual(expect.objectContaining({ msg: 'stdio server ended', reason: 'deleted', pid }));
+    expect(await (await fetch(`${stack.warden.adminUrl}/metrics`)).text()).toMatch(/^mcp_warden_stdio_exits_total\{reason="deleted"\} 1$/m);
   });
 });
 

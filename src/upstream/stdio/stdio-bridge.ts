@@ -23,6 +23,8 @@ export interface StdioBridgeOptions {
   readonly credential: CredentialConfig;
   readonly logger: Logger;
   readonly metrics: StdioMetrics;
+  /** A client opened its standalone GET stream (counted as an open stream until the response closes). */
+  readonly onStandaloneStream: (res: ServerResponse) => void;
   /** A session ended (its process is gone): the session binding forgets it. */
   readonly onSessionEnd: (sessionId: string) => void;
 }
@@ -79,7 +81,10 @@ export class StdioBridge implements Upstream {
         sessionGone(res);
         return outcome;
       }
-      if (req.method === 'GET') request.onStreamStart?.(() => session.closeStandaloneStream());
+      if (req.method === 'GET') {
+        this.#options.onStandaloneStream(res);
+        request.onStreamStart?.(() => session.closeStandaloneStream());
+      }
       this.#relay(session, request, body, outcome);
       return outcome;
     }

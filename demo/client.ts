@@ -11,10 +11,14 @@ console.log(`authorized: sub=${claims.sub} client_id=${claims.client_id} aud=${J
 
 const { tools } = await connection.client.listTools();
 console.log(`tools: ${tools.map((tool) => tool.name).join(', ')}`);
-const echo = await connection.client.callTool({ name: 'echo', arguments: { text: 'hello through mcp-warden' } });
+// The demo's own server has echo {text} and countdown; server-everything (--stdio) has echo {message}
+// and trigger-long-running-operation.
+const everything = tools.some((tool) => tool.name === 'trigger-long-running-operation');
+const echo = await connection.client.callTool({ name: 'echo', arguments: everything ? { message: 'hello through mcp-warden' } : { text: 'hello through mcp-warden' } });
 console.log(`echo -> ${JSON.stringify(echo.content)}`);
-const countdown = await connection.client.callTool({ name: 'countdown', arguments: { steps: 3, interval_ms: 300 } }, undefined, {
-  onprogress: (progress) => console.log(`  progress ${progress.progress}/${progress.total ?? '?'} (${progress.message})`),
+const progressTool = everything ? { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } } : { name: 'countdown', arguments: { steps: 3, interval_ms: 300 } };
+const progressed = await connection.client.callTool(progressTool, undefined, {
+  onprogress: (progress) => console.log(`  progress ${progress.progress}/${progress.total ?? '?'}${progress.message ? ` (${progress.message})` : ''}`),
 });
-console.log(`countdown -> ${JSON.stringify(countdown.content)}`);
+console.log(`${progressTool.name} -> ${JSON.stringify(progressed.content)}`);
 await connection.close();

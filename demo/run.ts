@@ -2,7 +2,10 @@
 // mcp-warden in front of it, all on 127.0.0.1 with embedded defaults. `npm run demo`.
 // `npm run demo -- --broker`: the authorization server is mcp-warden's broker instead, in front of an
 // identity provider without dynamic registration or resource indicators.
+// `npm run demo -- --stdio`: the MCP server is @modelcontextprotocol/server-everything over stdio, one
+// process per MCP session, spawned by mcp-warden (combines with --broker).
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../src/config/load.ts';
@@ -20,9 +23,12 @@ const SCOPES = ['mcp:read', 'mcp:write'];
 const INSPECTOR_ORIGINS = ['http://localhost:6274', 'http://127.0.0.1:6274'];
 
 const brokered = process.argv.includes('--broker');
+const stdio = process.argv.includes('--stdio');
 const origin = `http://127.0.0.1:${WARDEN_PORT}`;
 const resource = `${origin}/mcp`;
-const mcp = await startMcpServer({ port: MCP_PORT });
+const mcp = stdio ? undefined : await startMcpServer({ port: MCP_PORT });
+const everything = [process.execPath, createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/dist/index.js'), 'stdio'];
+const upstream = mcp ? { url: mcp.origin, identity_headers: { 'X-MCP-Subject': 'sub' } } : { command: everything, identity_env: { MCP_SUBJECT: 'sub' } };
 const storeDir = brokered ? mkdtempSync(join(tmpdir(), 'mcp-warden-demo-')) : undefined;
 let as: { issuer: string; close(): Promise<void> };
 let trust: Record<string, unknown>;
@@ -47,7 +53,7 @@ const warden = await startWarden(
     resource: { url: resource, name: 'mcp-warden demo', scopes_supported: SCOPES },
     ...trust,
     tokens: { required_scopes: ['mcp:read'] },
-    upstream: { url: mcp.origin, identity_headers: { 'X-MCP-Subject': 'sub' } },
+    upstream,
     cors: { allowed_origins: INSPECTOR_ORIGINS },
   }),
 );
@@ -64,7 +70,7 @@ ${
   Identity provider           ${as.issuer}   (oidc-provider without registration; logs you in as demo-user)`
     : `  Authorization server        ${as.issuer}   (oidc-provider; logs you in as demo-user, no form)`
 }
-  MCP server, no auth         ${mcp.url}   (loopback only; what mcp-warden protects)
+  MCP server, no auth         ${mcp ? `${mcp.url}   (loopback only; what mcp-warden protects)` : `${everything.slice(1).join(' ')}   (over stdio, one process per MCP session)`}
   Metrics / readiness         ${warden.adminUrl}/metrics   ${warden.adminUrl}/readyz
 
 Try it:
@@ -80,7 +86,7 @@ JSON access logs follow on stdout.
 
 const stop = async () => {
   await warden.shutdown();
-  await Promise.all([as.close(), mcp.close()]);
+  await Promise.all([as.close(), mcp?.close()]);
   if (storeDir) rmSync(storeDir, { recursive: true, force: true });
   process.exit(0);
 };

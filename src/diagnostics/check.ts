@@ -9,6 +9,7 @@ import type { Config } from '../config/schema.ts';
 import { openSecretSource } from '../config/secret-source.ts';
 import { buildProtectedResourceMetadata } from '../metadata/protected-resource.ts';
 import { createUpstreamCredential } from '../upstream/credential.ts';
+import { probeStdioUpstream } from './stdio-probe.ts';
 
 export interface CheckResult {
   readonly ok: boolean;
@@ -85,6 +86,10 @@ export async function checkDeployment(config: Config): Promise<CheckResult[]> {
 
   if (config.broker) await checkIdentityProvider(config.broker.identity_provider, timeoutMs, pass, fail);
 
+  if (config.upstream.stdio) {
+    await probeStdioUpstream(config.upstream.stdio, config.upstream.credential, pass, fail);
+    return results;
+  }
   if (config.upstream.credential.type === 'user_token') {
     pass('upstream credential', "each user's own identity provider token (user_token); the upstream is probed without one");
     await probeUpstream(config, {}, pass, fail);
@@ -133,7 +138,7 @@ async function probeUpstream(
   pass: (what: string, detail: string) => void,
   fail: (what: string, detail: string) => void,
 ): Promise<void> {
-  const target = new URL(new URL(config.resource.url).pathname, config.upstream.url).href;
+  const target = new URL(new URL(config.resource.url).pathname, config.upstream.url!).href;
   const body = JSON.stringify({
     jsonrpc: '2.0',
     id: 1,

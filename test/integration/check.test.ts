@@ -22,7 +22,7 @@ afterAll(async () => {
   await Promise.all([as?.close(), mcp?.close()]);
 });
 
-async function check(overrides: { issuer?: string; secret?: string; upstream?: string } = {}) {
+async function check(overrides: { issuer?: string; secret?: string; upstream?: string; upstreamYaml?: string } = {}) {
   const path = join(dir, `check-${Math.random()}.yaml`);
   writeFileSync(
     path,
@@ -31,7 +31,7 @@ authorization_servers:
   - issuer: "${overrides.issuer ?? as.issuer}"
     introspection: { client_id: ${as.introspectionClient.client_id}, client_secret: "\${env:WARDEN_CHECK_SECRET}", timeout: 2s }
 tokens: { required_scopes: [mcp:read], jwks: { timeout: 2s } }
-upstream: { url: "${overrides.upstream ?? mcp.origin}", connect_timeout: 1s, response_timeout: 2s }
+upstream: ${overrides.upstreamYaml ?? `{ url: "${overrides.upstream ?? mcp.origin}", connect_timeout: 1s, response_timeout: 2s }`}
 `,
   );
   const env = { ...process.env, WARDEN_CHECK_SECRET: overrides.secret ?? as.introspectionClient.client_secret };
@@ -63,6 +63,29 @@ describe('mcp-warden check', () => {
     expect(code).toBe(1);
     expect(stdout).toMatch(expected);
     expect(stdout).toMatch(/\d check\(s\) failed/);
+  });
+});
+
+describe('mcp-warden check with a stdio upstream', () => {
+  const fixture = new URL('../fixtures/stdio-test-server.ts', import.meta.url).pathname;
+  const stdio = (command: string[], extra = '') => `{ command: ${JSON.stringify([process.execPath, ...command])}, startup_timeout: 1s${extra} }`;
+
+  it('starts the command as a session would, sees it answer initialize, and ends it', async () => {
+    const { code, stdout } = await check({ upstreamYaml: stdio([fixture]) });
+    expect(stdout).toMatch(/ok +stdio upstream .*stdio-test-server\.ts: answers initialize: \{"name":"mcp-warden-stdio-test-server","version":"1\.0\.0"\} \(pid (\d+), ended again\)/);
+    expect(code).toBe(0);
+    const pid = Number(/\(pid (\d+), ended again\)/.exec(stdout)![1]);
+    expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  it.each([
+    ['a server that never answers initialize', stdio([fixture, '--mode', 'never-initialize']), /FAIL {2}stdio upstream .*: no answer to initialize within 1000 ms/],
+    ['a command that does not exist', '{ command: [/nonexistent/server] }', /FAIL {2}stdio upstream \/nonexistent\/server: could not start \(ENOENT\)/],
+    ['an env secret that is not set', stdio([fixture], ', env: { TOKEN: "${env:WARDEN_CHECK_UNSET_TOKEN}" }'), /FAIL {2}upstream\.env\.TOKEN: environment variable WARDEN_CHECK_UNSET_TOKEN is empty or not set/],
+  ])('fails for %s', async (_what, upstreamYaml, expected) => {
+    const { code, stdout } = await check({ upstreamYaml });
+    expect(stdout).toMatch(expected);
+    expect(code).not.toBe(0);
   });
 });
 

@@ -63,3 +63,27 @@ describe('the stdio upstream, abused', () => {
     await owner.close();
   });
 });
+
+describe('the stdio upstream with session binding switched off', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStdioStack({ command: testServer() }, { sessions: { bind: false } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('still keeps each process to the principal that started it: its own check, not the session table', async () => {
+    const owner = await connectWithToken(stack.mcpUrl, await validToken(stack, { sub: 'owner' }));
+    const intruder = await validToken(stack, { sub: 'intruder' });
+    const call = JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'whoami', arguments: {} } });
+    const stolen = await fetch(stack.mcpUrl, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${intruder}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': owner.transport.sessionId!, 'mcp-protocol-version': '2025-11-25' },
+      body: call,
+    });
+    expect(stolen.status).toBe(404);
+    expect(await stolen.text()).not.toContain('pid');
+    await owner.close();
+  });
+});

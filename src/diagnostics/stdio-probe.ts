@@ -1,7 +1,8 @@
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { isJSONRPCErrorResponse, isJSONRPCResultResponse, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { CredentialConfig, StdioSettings } from '../config/schema.ts';
+import type { CredentialConfig } from '../config/schema.ts';
+import type { StdioSettings } from '../config/upstream-schema.ts';
 import { StdioMetrics } from '../observability/stdio-metrics.ts';
 import { ChildEnvironments } from '../upstream/stdio/child-environment.ts';
 import { McpChild } from '../upstream/stdio/child-process.ts';

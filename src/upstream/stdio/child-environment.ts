@@ -1,5 +1,6 @@
 import type { Principal } from '../../auth/principal.ts';
-import type { CredentialConfig, StdioSettings } from '../../config/schema.ts';
+import type { CredentialConfig } from '../../config/schema.ts';
+import type { StdioSettings } from '../../config/upstream-schema.ts';
 import { openSecretSource, type SecretSource } from '../../config/secret-source.ts';
 
 export type ChildEnvironment =

@@ -2,7 +2,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { deserializeMessage, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { StdioSettings } from '../../config/schema.ts';
+import type { StdioSettings } from '../../config/upstream-schema.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { StdioMetrics } from '../../observability/stdio-metrics.ts';
 import { LineSplitter } from './line-splitter.ts';

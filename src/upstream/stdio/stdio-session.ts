@@ -9,7 +9,7 @@ import {
   type JSONRPCRequest,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { StdioSettings } from '../../config/schema.ts';
+import type { StdioSettings } from '../../config/upstream-schema.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { ProcessExit, StdioMetrics } from '../../observability/stdio-metrics.ts';
 import { McpChild, type ChildExit } from './child-process.ts';

@@ -1,0 +1,99 @@
+import { z } from 'zod';
+import { DEFAULTS } from './defaults.ts';
+import { count, duration, httpUrl, scopeToken, secret, text } from './fields.ts';
+
+const preRegisteredClient = z.strictObject({
+  client_id: text().pipe(z.string().min(1).max(256)),
+  client_name: text().optional(),
+  redirect_uris: z.array(httpUrl()).min(1, 'a client needs at least one redirect URI'),
+  /** A confidential client authenticates at the token endpoint; without a secret the client is public (PKCE only). */
+  client_secret: secret().optional(),
+});
+
+/** Broker mode: mcp-warden is the authorization server MCP clients see, and logs users in at the identity provider. */
+export const broker = z.strictObject({
+  /** The broker's issuer identifier; the origin of resource.url when omitted. */
+  issuer: httpUrl().optional(),
+  identity_provider: z.strictObject({
+    issuer: httpUrl(),
+    client_id: text().pipe(z.string().min(1)),
+    client_secret: secret(),
+    auth_method: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
+    scopes: z.array(scopeToken()).default([...DEFAULTS.brokerScopes]),
+    /** The ID token claim that names the user; it becomes the broker token's `sub`. */
+    subject_claim: z.string().min(1).default('sub'),
+    timeout: duration(DEFAULTS.jwksTimeout),
+  }),
+  clients: z.array(preRegisteredClient).default([]),
+  registration: z
+    .strictObject({
+      /** RFC 7591 dynamic client registration. */
+      dynamic: z.boolean().default(true),
+      /** A client id that is an https URL names its own metadata document, fetched under broker.client_metadata. */
+      client_id_metadata_documents: z.boolean().default(true),
+      /** Dynamically registered clients kept at once; registration answers 503 beyond. */
+      max_clients: count(DEFAULTS.maxDynamicClients, 1, 10_000_000),
+    })
+    .prefault({}),
+  /** How client ID metadata documents are fetched. */
+  client_metadata: z
+    .strictObject({
+      timeout: duration('5s'),
+      max_bytes: count(5120, 256, 1024 * 1024),
+      /** A document is cached as its Cache-Control says, never longer than this. */
+      cache_max_ttl: duration('1h'),
+      /** Private, loopback and link-local addresses are refused unless this is on. */
+      allow_private_addresses: z.boolean().default(false),
+      /** PEM file of extra certificate authorities to trust for these fetches (an internal CA). */
+      extra_ca_file: text().optional(),
+      /** http:// on a loopback host, for tests only. */
+      insecure_allow_http_loopback: z.boolean().default(false),
+    })
+    .prefault({}),
+  /** Requests per minute, per client IP and per client id, at the endpoints anyone can reach; 429 with Retry-After beyond. */
+  rate_limits: z
+    .strictObject({
+      registration: z.strictObject({ per_ip: count(DEFAULTS.registrationsPerMinute, 1, 100_000) }).prefault({}),
+      authorize: z
+        .strictObject({ per_ip: count(DEFAULTS.authorizationsPerMinute, 1, 100_000), per_client: count(DEFAULTS.clientRequestsPerMinute, 1, 1_000_000) })
+        .prefault({}),
+      token: z
+        .strictObject({ per_ip: count(DEFAULTS.tokenRequestsPerMinute, 1, 100_000), per_client: count(DEFAULTS.clientRequestsPerMinute, 1, 1_000_000) })
+        .prefault({}),
+    })
+    .prefault({}),
+  /** How long a user's approval of a client is remembered; the consent page is shown again after it. */
+  consent: z.strictObject({ remember: duration(DEFAULTS.brokerConsentRemember) }).prefault({}),
+  tokens: z
+    .strictObject({
+      access_ttl: duration(DEFAULTS.brokerAccessTtl),
+      refresh_ttl: duration(DEFAULTS.brokerRefreshTtl),
+      code_ttl: duration(DEFAULTS.brokerCodeTtl, 600_000),
+      /** Time for a user to get through consent and the identity provider's login. */
+      login_ttl: duration(DEFAULTS.brokerLoginTimeout),
+    })
+    .prefault({}),
+  /** Encrypts the identity provider's tokens kept per user (upstream.credential user_token): at least 32 characters. */
+  encryption_key: secret().optional(),
+  /** A private JWK (RS256, ES256 or EdDSA) from a file or Secret; generated once and kept in the store when omitted. */
+  signing_key: secret().optional(),
+  /**
+   * Where the broker keeps its state: one SQLite file (one replica; it must sit on a writable, preferably
+   * persistent, volume), or a Redis/Valkey server shared by every replica. `type` defaults to sqlite.
+   */
+  store: z.preprocess(
+    (value) => (typeof value === 'object' && value !== null && !('type' in value) ? { ...value, type: 'sqlite' } : value),
+    z
+      .discriminatedUnion('type', [
+        z.strictObject({ type: z.literal('sqlite'), path: text().pipe(z.string().min(1)).default(DEFAULTS.brokerStorePath) }),
+        z.strictObject({
+          type: z.literal('redis'),
+          /** redis:// or rediss:// URL; it may carry a password, so it comes from env or a file. */
+          url: secret(),
+          /** Keys are `<key_prefix>:<kind>:<hash>`; replicas of one deployment share a prefix. */
+          key_prefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits, _ . : - only').default('mcp-warden'),
+        }),
+      ])
+      .default({ type: 'sqlite', path: DEFAULTS.brokerStorePath }),
+  ),
+});

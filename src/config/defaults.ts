@@ -1,4 +1,4 @@
-/** Defaults, named beside the options they belong to. */
+/** Defaults, one named constant per option; the schema modules refer to them by name. */
 export const DEFAULTS = {
   listenHost: '127.0.0.1',
   listenPort: 8080,

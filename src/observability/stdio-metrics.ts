@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** Why a stdio child process ended; a closed set. */
-export type ProcessExit = 'deleted' | 'idle' | 'unbound' | 'shutdown' | 'startup_timeout' | 'crashed' | 'exited';
+export type ProcessExit = 'deleted' | 'idle' | 'unbound' | 'abandoned' | 'shutdown' | 'startup_timeout' | 'crashed' | 'exited';
 
 /** The stdio upstream's processes, on the proxy's registry beside the request metrics. */
 export class StdioMetrics {

@@ -43,9 +43,10 @@ export function alive(pid: number): boolean {
 }
 
 /** Initializes a session with a raw POST; returns the response (its mcp-session-id header names the session). */
-export async function initialize(mcpUrl: string, token: string): Promise<Response> {
+export async function initialize(mcpUrl: string, token: string, signal?: AbortSignal): Promise<Response> {
   const response = await fetch(mcpUrl, {
     method: 'POST',
+    signal,
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
   });

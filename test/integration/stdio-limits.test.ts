@@ -66,6 +66,20 @@ describe('stdio process bounds', () => {
     await close().catch(() => undefined);
   });
 
+  it('ends at once the process of a client that left before its initialize was answered', async () => {
+    const slow = ['sh', '-c', `sleep 0.5; ${SHELL_SERVER[2]}`];
+    stack = await startStdioStack({ command: slow });
+    const token = await validToken(stack);
+    const leaving = new AbortController();
+    const request = initialize(stack.mcpUrl, token, leaving.signal).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    leaving.abort();
+    await request;
+    await expect.poll(() => stack!.logs.find((log) => log.msg === 'stdio server ended'), { timeout: 5000 }).toMatchObject({ reason: 'abandoned' });
+    const pid = stack.logs.find((log) => log.msg === 'stdio server ended')!.pid as number;
+    await expect.poll(() => alive(pid), { timeout: 5000 }).toBe(false);
+  });
+
   it('leaves no child behind on shutdown, SIGKILLing one that ignores SIGTERM after kill_grace', async () => {
     stack = await startStdioStack({ command: testServer('ignore-sigterm'), kill_grace: '300ms' });
     const token = await validToken(stack);

@@ -152,6 +152,11 @@ export class StdioBridge implements Upstream {
       return;
     }
     metrics.spawned('ok', (performance.now() - started) / 1000);
+    // The client went away while the child started: nobody can ever name this session, so it ends now, not when idle.
+    if (request.res.destroyed) {
+      void session.end('abandoned');
+      return;
+    }
     logger.info({ session_id: session.id, pid: session.pid, startup_ms: Math.round(performance.now() - started) }, 'stdio server started');
     request.onResponse?.(200, { 'mcp-session-id': session.id });
     this.#relay(session, request, body, outcome);

@@ -80,6 +80,16 @@ describe('stdio process bounds', () => {
     await expect.poll(() => alive(pid), { timeout: 5000 }).toBe(false);
   });
 
+  it('ends a process whose session binding leaves the full session table (its principal can no longer reach it)', async () => {
+    stack = await startStdioStack({ command: SHELL_SERVER }, { sessions: { max_entries: 1 } });
+    const token = await validToken(stack);
+    const first = await initialize(stack.mcpUrl, token);
+    const firstId = first.headers.get('mcp-session-id');
+    await first.text();
+    await (await initialize(stack.mcpUrl, token)).text();
+    await expect.poll(() => stack!.logs.find((log) => log.msg === 'stdio server ended'), { timeout: 5000 }).toMatchObject({ reason: 'unbound', session_id: firstId });
+  });
+
   it('leaves no child behind on shutdown, SIGKILLing one that ignores SIGTERM after kill_grace', async () => {
     stack = await startStdioStack({ command: testServer('ignore-sigterm'), kill_grace: '300ms' });
     const token = await validToken(stack);

@@ -145,6 +145,26 @@ describe('one process per session, isolated by principal', () => {
     }
   });
 
+  it('relays a 2025-03-26 batch whole and answers each of its requests', async () => {
+    const token = await validToken(stack, { sub: 'batcher' });
+    const init = await fetch(stack.mcpUrl, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'old', version: '1' } } }),
+    });
+    expect(await init.text()).toContain('"protocolVersion":"2025-03-26"');
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-03-26' };
+    expect((await fetch(stack.mcpUrl, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).status).toBe(202);
+    const batch = [
+      { jsonrpc: '2.0', id: 'a', method: 'tools/call', params: { name: 'echo', arguments: { message: 'first' } } },
+      { jsonrpc: '2.0', id: 'b', method: 'tools/call', params: { name: 'echo', arguments: { message: 'second' } } },
+    ];
+    const answer = await (await fetch(stack.mcpUrl, { method: 'POST', headers, body: JSON.stringify(batch) })).text();
+    const results = answer.split('\n').filter((line) => line.startsWith('data: {')).map((line) => JSON.parse(line.slice(6)) as { id: string; result: unknown });
+    expect(results.map((result) => result.id).sort()).toEqual(['a', 'b']);
+    expect(JSON.stringify(results)).toContain('second');
+  });
+
   it('refuses a claim that is not a printable string before any process starts', async () => {
     const token = await validToken(stack, { sub: 'eve\nLD_PRELOAD=/tmp/evil.so', client_id: 'client-e' });
     const spawned = stack.logs.filter((log) => log.msg === 'stdio server started').length;

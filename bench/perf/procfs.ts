@@ -16,6 +16,19 @@ export function cpuMicros(pid: number): number {
   return (ticks * 1_000_000) / CLOCK_TICKS;
 }
 
+/**
+ * CPU time of `pid` (or this process: 'self') and of every child it has reaped, in microseconds:
+ * utime + stime + cutime + cstime. Short-lived children (one stdio server per MCP session) are gone
+ * before anyone could read their own /proc entry; once reaped, their time is in their parent's.
+ */
+export function treeCpuMicros(pid: number | 'self'): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14–17 of proc(5) (utime, stime, cutime, cstime), counted from 1; the slice starts at field 3.
+  const ticks = [14, 15, 16, 17].reduce((sum, field) => sum + Number(fields[field - 3]), 0);
+  return (ticks * 1_000_000) / CLOCK_TICKS;
+}
+
 /** Resident set size of `pid` in bytes. */
 export function rssBytes(pid: number): number {
   const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

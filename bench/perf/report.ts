@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { median, type Window } from './measure.ts';
 import type { SseResult } from './sse.ts';
+import type { StdioResult } from './stdio.ts';
 import type { Target, TargetId } from './targets.ts';
 import { mib } from './sse.ts';
 
@@ -135,9 +136,41 @@ export function sseLines(sse: SseResult): string {
   return lines.join('\n');
 }
 
-export function writeJson(dir: string, content: unknown): string {
+/** The stdio part: the table, then what mcp-warden itself reports and whether other load skewed it. */
+export function stdioLines(stdio: StdioResult, warnPercent: number): string {
+  const { spawns, calls, throughput: tp } = stdio;
+  const three = (s: { p50: number; p95: number; max: number }) => `${fixed(s.p50, 1)} / ${fixed(s.p95, 1)} / ${fixed(s.max, 1)}`;
+  const two = (s: { p50: number; p99: number }) => `${fixed(s.p50, 3)} / ${fixed(s.p99, 3)}`;
+  const table = markdown(
+    ['stdio MCP server (bench/perf/stdio-server.ts)', 'direct: the bench on its stdio', 'through mcp-warden: HTTP → stdio bridge', 'added by mcp-warden'],
+    [
+      [`new session: spawn → initialize answer, p50 / p95 / max (ms), n=${spawns.proxied.n}`, three(spawns.direct), three(spawns.proxied), `${signed(spawns.proxied.p50 - spawns.direct.p50, 1)} (p50)`],
+      [
+        `tools/call echo, 1 in flight, p50 / p99 (ms), n=${calls.n}`,
+        two(calls.direct),
+        two(calls.proxied),
+        `${signed(calls.proxied.p50 - calls.direct.p50, 3)} / ${signed(calls.proxied.p99 - calls.direct.p99, 3)}`,
+      ],
+      [`tools/call per second, ${tp.sessions} sessions at 1 in flight each`, fixed(tp.directPerSecond, 0), fixed(tp.proxiedPerSecond, 0), `× ${fixed(tp.proxiedPerSecond / tp.directPerSecond, 2)}`],
+    ],
+  );
+  const counters = Object.entries(stdio.counters).map(([name, value]) => `${name.replace('mcp_warden_stdio_', '')} ${value}`).join(', ');
+  const other = stdio.otherLoadCorePercent;
+  const worst = Math.max(other.spawns, other.calls, other.throughput);
+  return [
+    table,
+    '',
+    `mcp-warden's own start-up figure (mcp_warden_stdio_startup_seconds, its spawn → the child's initialize answer): mean ${spawns.wardenMeanMs === undefined ? 'n/a' : fixed(spawns.wardenMeanMs, 1)} ms over the measured sessions`,
+    `mcp-warden CPU per proxied tools/call: ${fixed(calls.wardenCpuUsPerCall, 0)} µs at 1 in flight, ${fixed(tp.wardenCpuUsPerCall, 0)} µs with ${tp.sessions} sessions; the bench's clients (one thread) used ${fixed(tp.clientCorePercent.direct, 0)} % (direct) and ${fixed(tp.clientCorePercent.proxied, 0)} % (proxied) of a core in the throughput windows`,
+    `failed tools/call: ${calls.failures + tp.failures}; mcp-warden counters: ${counters || 'none'}`,
+    `other processes, % of a core: spawns ${fixed(other.spawns, 0)}, tools/call ${fixed(other.calls, 0)}, throughput ${fixed(other.throughput, 0)}`,
+    ...(worst > warnPercent ? [`WARNING: other processes used up to ${worst.toFixed(0)} % of a core during the stdio part: its numbers are skewed by that load; rerun it on a quiet machine (--stdio-only)`] : []),
+  ].join('\n');
+}
+
+export function writeJson(dir: string, content: unknown, name = 'latest.json'): string {
   mkdirSync(dir, { recursive: true });
-  const path = join(dir, 'latest.json');
+  const path = join(dir, name);
   writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`);
   return path;
 }

@@ -1,9 +1,10 @@
 // Performance benchmark of mcp-warden against a direct upstream and a bare Node proxy (the floor).
 //
-//   node bench/perf/run.ts [--seconds 5] [--repeats 3] [--streams 10000] [--events 50] [--quick]
+//   node bench/perf/run.ts [--seconds 5] [--repeats 3] [--streams 10000] [--events 50] [--spawns 20] [--calls 2000] [--stdio-seconds 5] [--stdio-only] [--quick]
 //
 // Everything listens on 127.0.0.1. The upstream, the floor and each mcp-warden run as child processes,
 // so /proc gives each its own CPU time and memory; autocannon and a tiny authorization server run here.
+// Last comes the stdio part: mcp-warden fronting a stdio MCP server, against that server's stdio direct.
 // See bench/perf/README.md for what each number means.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -12,8 +13,9 @@ import { startAuthority, type Authority } from './authority.ts';
 import { measureWindow, warmUp, type Window } from './measure.ts';
 import { parseOptions, type PerfOptions } from './options.ts';
 import { CLOCK_TICKS, openFilesLimit } from './procfs.ts';
-import { acceptanceChecks, checkLines, contextTable, mainTable, otherLoadWarning, sseLines, summarize, writeJson } from './report.ts';
+import { acceptanceChecks, checkLines, contextTable, mainTable, otherLoadWarning, sseLines, stdioLines, summarize, writeJson } from './report.ts';
 import { runSse } from './sse.ts';
+import { runStdio, type StdioPlan } from './stdio.ts';
 import { REPO, startStack, type Stack } from './targets.ts';
 
 const CONNECTIONS = [1, 50] as const;
@@ -27,7 +29,12 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const startedAt = new Date();
   const started = performance.now();
-  log(`mcp-warden perf bench: ${options.repeats} round(s) × 6 targets × ${CONNECTIONS.join(' and ')} connection(s) × ${options.seconds} s; then ${options.streams} idle SSE streams and ${options.events} timed events`);
+  const stdioPart = `${options.spawns} stdio sessions started and ${options.calls} stdio tools/call each way`;
+  log(
+    options.stdioOnly
+      ? `mcp-warden perf bench, stdio part only: ${stdioPart}`
+      : `mcp-warden perf bench: ${options.repeats} round(s) × 6 targets × ${CONNECTIONS.join(' and ')} connection(s) × ${options.seconds} s; then ${options.streams} idle SSE streams and ${options.events} timed events; then ${stdioPart}`,
+  );
   const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-perf-'));
   const authority = await startAuthority();
   let stack: Stack | undefined;
@@ -40,7 +47,8 @@ async function main(): Promise<void> {
   watchdog.unref();
   try {
     stack = await startStack(dir, authority);
-    await run(stack, authority, options, startedAt, started);
+    if (options.stdioOnly) await runStdioOnly(stack, options, startedAt, started);
+    else await run(stack, authority, options, startedAt, started);
   } finally {
     clearTimeout(watchdog);
     await stack?.close();
@@ -58,12 +66,14 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
   // The SSE part gets a quiet machine: the proxies measured above are no longer needed.
   await Promise.all(stack.targets.map((target) => target.proxy?.stop()));
   const sse = await runSse(stack, options.streams, options.events, log);
+  const stdio = await runStdio(stack, stdioPlan(options), log);
 
   const summaries = summarize(stack.targets, windows);
   const checks = acceptanceChecks(summaries);
   const table = mainTable(summaries);
   const context = contextTable(summaries, windows);
   const warning = otherLoadWarning(summaries, OTHER_LOAD_WARN_PERCENT);
+  const stdioReport = stdioLines(stdio, OTHER_LOAD_WARN_PERCENT);
   const wallSeconds = (performance.now() - started) / 1000;
   const output = [
     '',
@@ -80,8 +90,11 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
     `SSE (a separate mcp-warden, JWT RS256, limits raised for this part: max_connections and max_connections_per_ip ${sse.attempted * 2}, max_streams ${sse.attempted * 2}, max_streams_per_principal 1000):`,
     sseLines(sse),
     '',
+    STDIO_HEADING,
+    stdioReport,
+    '',
     `introspection calls during the load windows of all targets: ${introspectionsDuringLoad}`,
-    `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, CLK_TCK ${CLOCK_TICKS}; wall time ${wallSeconds.toFixed(0)} s`,
+    machineLine(wallSeconds),
   ].join('\n');
   console.log(output);
 
@@ -95,12 +108,37 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
     checks,
     otherLoadWarning: warning,
     sse,
+    stdio,
     introspectionsDuringLoad,
     windows,
     table,
     contextTable: context,
+    stdioReport,
   });
   log(`results written to ${path}`);
+}
+
+const STDIO_HEADING =
+  'stdio upstream (a separate mcp-warden, JWT RS256, upstream.command = node bench/perf/stdio-server.ts, one child process per MCP session; the SDK Client on both sides):';
+
+/** The stdio part alone, to rerun it when other load skewed it: its own results file, the full run's stays. */
+async function runStdioOnly(stack: Stack, options: PerfOptions, startedAt: Date, started: number): Promise<void> {
+  await Promise.all(stack.targets.map((target) => target.proxy?.stop()));
+  const stdio = await runStdio(stack, stdioPlan(options), log);
+  const wallSeconds = (performance.now() - started) / 1000;
+  const stdioReport = stdioLines(stdio, OTHER_LOAD_WARN_PERCENT);
+  console.log(['', STDIO_HEADING, stdioReport, '', machineLine(wallSeconds)].join('\n'));
+  const machine = { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, clockTicks: CLOCK_TICKS };
+  const path = writeJson(join(REPO, 'bench/perf/results'), { startedAt: startedAt.toISOString(), wallSeconds, options, machine, stdio, stdioReport }, 'latest-stdio.json');
+  log(`results written to ${path}`);
+}
+
+function stdioPlan(options: PerfOptions): StdioPlan {
+  return { spawns: options.spawns, calls: options.calls, seconds: options.stdioSeconds };
+}
+
+function machineLine(wallSeconds: number): string {
+  return `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, CLK_TCK ${CLOCK_TICKS}; wall time ${wallSeconds.toFixed(0)} s`;
 }
 
 /** Round r measures every target once, in order, so slow drifts of the machine hit all targets alike. */
@@ -125,9 +163,12 @@ function describe(round: number, rounds: number, w: Window): string {
 }
 
 function estimatedSeconds(options: PerfOptions): number {
+  // A spawn each way is well under a second and an echo a few ms; the throughput windows run twice.
+  const stdio = options.spawns * 2 + (options.calls * 2 * 5) / 1000 + 2 * options.stdioSeconds + 30;
+  if (options.stdioOnly) return stdio;
   const load = options.repeats * 6 * CONNECTIONS.length * options.seconds + 6 * WARM_UP_SECONDS;
   const sse = (options.events * 100) / 1000 + 60;
-  return load + sse;
+  return load + sse + stdio;
 }
 
 function log(line: string): void {

@@ -38,11 +38,35 @@ export interface Stack {
   readonly targets: readonly Target[];
   /** Starts one more mcp-warden, with stream and connection limits raised, for the SSE part. */
   startSseWarden(limit: number): Promise<{ child: Child; url: string; tokens: string[] }>;
+  /** Starts one more mcp-warden whose upstream is the stdio command, for the stdio part. */
+  startStdioWarden(upstream: StdioUpstream): Promise<StdioWarden>;
   close(): Promise<void>;
 }
 
 /** What kind of mcp-warden a config is for. */
 type WardenMode = 'jwt' | 'introspection' | 'policy';
+
+/** The `upstream` section of a stdio mcp-warden: `command` and the process bounds (see src/config/schema.ts). */
+export type StdioUpstream = Readonly<{ command: readonly string[] } & Record<string, unknown>>;
+
+export interface StdioWarden {
+  readonly child: Child;
+  readonly url: string;
+  /** The admin listener, for /metrics. */
+  readonly adminOrigin: string;
+  /** A valid RS256 access token for this mcp-warden; one subject is one principal. */
+  mintToken(subject: string): Promise<string>;
+}
+
+interface WardenParts {
+  readonly mode: WardenMode;
+  readonly authority: Authority;
+  readonly upstreamOrigin: string;
+  /** Raises the connection and stream caps (the SSE part). */
+  readonly limit?: number;
+  /** Replaces `upstream: { url }` (the stdio part). */
+  readonly stdio?: StdioUpstream;
+}
 
 interface WardenSpec {
   readonly id: TargetId;
@@ -103,7 +127,12 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
       const tokens = await Promise.all(Array.from({ length: principals }, (_, i) => authority.mintJwt('RS256', started.resourceUrl, `bench-sse-${i}`)));
       return { child: started.child, url: started.url, tokens };
     };
-    return { upstream, upstreamOrigin, targets, startSseWarden, close };
+    const startStdioWarden = async (stdio: StdioUpstream) => {
+      const started = await startWarden(dir, 'stdio', { mode: 'jwt', authority, upstreamOrigin, stdio }, children);
+      const mintToken = (subject: string) => authority.mintJwt('RS256', started.resourceUrl, subject);
+      return { child: started.child, url: started.url, adminOrigin: started.adminOrigin, mintToken };
+    };
+    return { upstream, upstreamOrigin, targets, startSseWarden, startStdioWarden, close };
   } catch (error) {
     await close();
     throw error;
@@ -120,9 +149,9 @@ export const PER_PRINCIPAL_STREAMS = 1_000;
 async function startWarden(
   dir: string,
   name: string,
-  parts: { mode: WardenMode; authority: Authority; upstreamOrigin: string; limit?: number },
+  parts: WardenParts,
   children: Child[],
-): Promise<{ child: Child; url: string; resourceUrl: string }> {
+): Promise<StartedWarden> {
   for (let attempt = 1; ; attempt += 1) {
     let spawned: Child | undefined;
     try {
@@ -139,9 +168,9 @@ async function startWarden(
 async function startWardenOnce(
   dir: string,
   name: string,
-  parts: { mode: WardenMode; authority: Authority; upstreamOrigin: string; limit?: number },
+  parts: WardenParts,
   onSpawn: (child: Child) => void,
-): Promise<{ child: Child; url: string; resourceUrl: string }> {
+): Promise<StartedWarden> {
   const [port, adminPort] = (await freePorts(2)) as [number, number];
   const url = `http://127.0.0.1:${port}/mcp`;
   const configPath = join(dir, `warden-${name}.yaml`);
@@ -155,15 +184,24 @@ async function startWardenOnce(
   onSpawn(child);
   // /readyz is 200 once the keys are fetched (or the introspection endpoint is known).
   await waitUntil(child, 'ready', START_TIMEOUT_MS, async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`, { signal: AbortSignal.timeout(1_000) })).status === 200);
-  return { child, url, resourceUrl: url };
+  return { child, url, resourceUrl: url, adminOrigin: `http://127.0.0.1:${adminPort}` };
+}
+
+interface StartedWarden {
+  readonly child: Child;
+  readonly url: string;
+  readonly resourceUrl: string;
+  /** The admin listener (/readyz, /metrics). */
+  readonly adminOrigin: string;
 }
 
 /**
  * mcp-warden's config for one target: loopback only, access log at info (part of the real cost; stdout
  * goes to /dev/null), a short shutdown grace so the bench ends quickly. `limit` raises the connection and
  * stream caps for the SSE part (defaults: 1024 connections, 512 per IP, 1000 streams, 16 per principal).
+ * `stdio` puts a stdio command in place of the HTTP upstream for the stdio part.
  */
-function wardenConfig(parts: { mode: WardenMode; authority: Authority; upstreamOrigin: string; port: number; adminPort: number; resourceUrl: string; limit?: number }) {
+function wardenConfig(parts: WardenParts & { port: number; adminPort: number; resourceUrl: string }) {
   const { authority, mode, limit } = parts;
   const server =
     mode === 'introspection'
@@ -180,7 +218,7 @@ function wardenConfig(parts: { mode: WardenMode; authority: Authority; upstreamO
     resource: { url: parts.resourceUrl, name: 'mcp-warden perf bench', scopes_supported: ['mcp:read'] },
     authorization_servers: [server],
     tokens: { required_scopes: ['mcp:read'] },
-    upstream: { url: parts.upstreamOrigin },
+    upstream: parts.stdio ?? { url: parts.upstreamOrigin },
     // A rule that never matches this request's tool still makes the proxy read and judge every body.
     ...(mode === 'policy' ? { policy: { rules: [{ match: { method: 'tools/call', tool: 'delete_*' }, scopes: ['mcp:admin'] }] } } : {}),
     logging: { level: 'info' },

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import {
   isInitializeRequest,
   isJSONRPCErrorResponse,
@@ -14,6 +14,7 @@ import type { Logger } from '../../observability/logger.ts';
 import type { ProcessExit, StdioMetrics } from '../../observability/stdio-metrics.ts';
 import { McpChild, type ChildExit } from './child-process.ts';
 import { SessionEventLog } from './event-log.ts';
+import { webRequestOf, writeWebResponse } from './web-exchange.ts';
 
 /** How long a client whose stream broke waits before it resumes (the SSE `retry` field). */
 const RETRY_MS = 1000;
@@ -37,7 +38,7 @@ export class StdioSession {
   readonly #logger: Logger;
   readonly #child: McpChild;
   readonly #onEnd: (session: StdioSession, reason: ProcessExit) => void;
-  #transport: StreamableHTTPServerTransport | undefined;
+  #transport: WebStandardStreamableHTTPServerTransport | undefined;
   /** The child's answer to the client's initialize, sent to it before any HTTP response began. */
   #initialize: { readonly id: RequestId; readonly resolve: (result: StartResult) => void; response?: JSONRPCMessage } | undefined;
   /** Client requests the child has not answered yet, in arrival order, with their progress tokens. */
@@ -86,7 +87,7 @@ export class StdioSession {
       this.#standaloneStreams += 1;
       res.once('close', () => (this.#standaloneStreams -= 1));
     }
-    await transport.handleRequest(req, res, body);
+    await writeWebResponse(await transport.handleRequest(webRequestOf(req), { parsedBody: body }), res);
   }
 
   /** Ends the standalone GET stream cleanly (shutdown, token expiry); the client may open another. */
@@ -100,8 +101,8 @@ export class StdioSession {
     return this.#child.end(this.#settings.kill_grace);
   }
 
-  #openTransport(): StreamableHTTPServerTransport {
-    const transport = new StreamableHTTPServerTransport({
+  #openTransport(): WebStandardStreamableHTTPServerTransport {
+    const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => this.id,
       onsessionclosed: () => void this.end('deleted'),
       eventStore: new SessionEventLog(),

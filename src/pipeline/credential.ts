@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendJson } from '../proxy/respond.ts';
+import { sendCredentialUnavailable } from '../proxy/respond.ts';
 import type { CredentialHeaders } from '../upstream/credential.ts';
 import type { Access } from './access.ts';
 import type { PipelineParts } from './parts.ts';
@@ -13,7 +13,7 @@ export function credential(parts: PipelineParts, next: Step): Step {
       access.outcome = 'unavailable';
       access.reason = 'upstream_credential_unavailable';
       logger.error({ request_id: access.requestId, problem: headers.problem }, 'upstream credential unavailable');
-      sendJson(res, 503, { error: 'upstream_credential_unavailable', error_description: 'the proxy has no upstream credential' }, { 'retry-after': '5' });
+      sendCredentialUnavailable(res);
       return;
     }
     access.credential = headers.headers;

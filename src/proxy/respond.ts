@@ -11,3 +11,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   });
   res.end(res.req?.method === 'HEAD' ? undefined : text);
 }
+
+/** The proxy cannot read the credential it must present upstream: its own fault, never forwarded without one. */
+export function sendCredentialUnavailable(res: ServerResponse): void {
+  sendJson(res, 503, { error: 'upstream_credential_unavailable', error_description: 'the proxy has no upstream credential' }, { 'retry-after': '5' });
+}

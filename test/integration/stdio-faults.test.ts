@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { validToken } from '../security/helpers.ts';
 import type { Stack } from '../helpers/stack.ts';
@@ -53,6 +56,19 @@ describe('stdio server faults', () => {
     const response = await initialize(stack.mcpUrl, await validToken(stack));
     expect(response.status).toBe(502);
     expect(stack.logs).toContainEqual(expect.objectContaining({ msg: 'stdio server exited during its session', spawn_error: 'ENOENT' }));
+  });
+
+  it('answers 503 and starts nothing when a secret of the child environment can no longer be read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stdio-secret-'));
+    const file = join(dir, 'token');
+    writeFileSync(file, 'rotating-secret-1\n');
+    stack = await startStdioStack({ command: testServer(), env: { TOKEN: `\${file:${file}}` }, max_processes_per_principal: 100 });
+    const token = await validToken(stack);
+    expect((await initialize(stack.mcpUrl, token)).status).toBe(200);
+    rmSync(file);
+    // The file is re-read every 2 s.
+    await expect.poll(async () => (await initialize(stack!.mcpUrl, token)).status, { timeout: 5000, interval: 250 }).toBe(503);
+    expect(stack.logs).toContainEqual(expect.objectContaining({ msg: 'stdio server not started: a secret of its environment cannot be read' }));
   });
 
   it('logs stderr line by line, tagged with the session, at most 20 lines a second', async () => {

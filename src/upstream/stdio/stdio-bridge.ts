@@ -9,7 +9,7 @@ import { KeyedCounts } from '../../lifecycle/counts.ts';
 import { ownerKey } from '../../mcp/session-binding.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { ProcessExit, StdioMetrics } from '../../observability/stdio-metrics.ts';
-import { sendJson } from '../../proxy/respond.ts';
+import { sendCredentialUnavailable, sendJson } from '../../proxy/respond.ts';
 import type { Upstream, UpstreamFailure, UpstreamOutcome, UpstreamRequest } from '../upstream.ts';
 import { ChildEnvironments } from './child-environment.ts';
 import { StdioSession } from './stdio-session.ts';
@@ -123,7 +123,7 @@ export class StdioBridge implements Upstream {
     if (!environment.ok) {
       logger.error({ problem: environment.problem }, 'stdio server not started: a secret of its environment cannot be read');
       outcome.failure = 'error';
-      sendJson(res, 503, { error: 'upstream_credential_unavailable', error_description: 'the proxy has no upstream credential' }, { 'retry-after': '5' });
+      sendCredentialUnavailable(res);
       return undefined;
     }
     const session = new StdioSession(randomUUID(), owner, settings, environment.env, logger, metrics, (ended, reason) => this.#ended(ended, reason));

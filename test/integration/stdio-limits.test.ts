@@ -80,6 +80,14 @@ describe('stdio process bounds', () => {
     await expect.poll(() => alive(pid), { timeout: 5000 }).toBe(false);
   });
 
+  it('does not count a tool call that runs longer than idle_timeout as idleness', async () => {
+    stack = await startStdioStack({ command: testServer(), idle_timeout: '300ms' });
+    const { client, close } = await connectWithToken(stack.mcpUrl, await validToken(stack));
+    expect(textOf(await client.callTool({ name: 'slow', arguments: { steps: 4, delayMs: 250 } }))).toBe('done');
+    expect(stack.logs.filter((log) => log.msg === 'stdio server ended')).toEqual([]);
+    await close();
+  });
+
   it('ends a process whose session binding leaves the full session table (its principal can no longer reach it)', async () => {
     stack = await startStdioStack({ command: SHELL_SERVER }, { sessions: { max_entries: 1 } });
     const token = await validToken(stack);

@@ -194,7 +194,7 @@ export class StdioBridge implements Upstream {
     const now = Date.now();
     const { idle_timeout: idle } = this.#options.settings;
     for (const session of this.#sessions.values()) {
-      if (now - session.lastActivity > idle) void session.end('idle');
+      if (session.idle(now, idle)) void session.end('idle');
     }
   }
 }

@@ -18,6 +18,8 @@ import { webRequestOf, writeWebResponse } from './web-exchange.ts';
 
 /** How long a client whose stream broke waits before it resumes (the SSE `retry` field). */
 const RETRY_MS = 1000;
+/** How many idle timeouts a session with a request still open may stay quiet before it is ended. */
+const OPEN_REQUEST_IDLE_FACTOR = 4;
 /** JSON-RPC "internal error": what the open requests of a session whose process died are answered with. */
 const INTERNAL_ERROR = -32603;
 
@@ -46,7 +48,8 @@ export class StdioSession {
   readonly #progress = new Map<ProgressToken, RequestId>();
   #standaloneStreams = 0;
   #endReason: ProcessExit | undefined;
-  lastActivity = Date.now();
+  /** The last client message or answer to one: a session is idle only with nothing open since. */
+  #lastActivity = Date.now();
 
   constructor(id: string, owner: string, settings: StdioSettings, env: Record<string, string>, logger: Logger, metrics: StdioMetrics, onEnd: (session: StdioSession, reason: ProcessExit) => void) {
     this.id = id;
@@ -81,7 +84,7 @@ export class StdioSession {
 
   /** Hands one HTTP request to the session's transport; `body` is the parsed JSON of a POST. */
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
-    this.lastActivity = Date.now();
+    this.#lastActivity = Date.now();
     const transport = (this.#transport ??= this.#openTransport());
     if (req.method === 'GET') {
       this.#standaloneStreams += 1;
@@ -114,7 +117,7 @@ export class StdioSession {
   }
 
   #fromClient(message: JSONRPCMessage): void {
-    this.lastActivity = Date.now();
+    this.#lastActivity = Date.now();
     if (isJSONRPCRequest(message)) {
       const initialize = this.#initialize;
       if (initialize?.response && isInitializeRequest(message) && message.id === initialize.id) {
@@ -163,7 +166,17 @@ export class StdioSession {
     return newest;
   }
 
+  /**
+   * No client message for `idleMs` and no request open: a long tool call is not idleness. A request
+   * whose client left is never answered to anyone, so open requests hold a session only so long.
+   */
+  idle(now: number, idleMs: number): boolean {
+    const quiet = now - this.#lastActivity;
+    return quiet > idleMs * (this.#pending.size === 0 ? 1 : OPEN_REQUEST_IDLE_FACTOR);
+  }
+
   #answered(id: RequestId): void {
+    this.#lastActivity = Date.now();
     const token = this.#pending.get(id);
     this.#pending.delete(id);
     if (token !== undefined) this.#progress.delete(token);

@@ -1,12 +1,25 @@
 // A real OAuth 2.1 authorization server for the demo and the tests: oidc-provider on 127.0.0.1, with
 // dynamic client registration, authorization code + PKCE, RFC 8707 resource indicators issuing RFC 9068
-// JWT access tokens, and interactions that approve at once (every user is demo-user, no form).
+// JWT access tokens, and interactions that approve at once (every user is demo-user, no form). With
+// `upstream` it also issues tokens for upstream resources (client credentials, RFC 8693 token exchange):
+// see upstream-grants.ts.
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import Provider, { errors, type Configuration } from 'oidc-provider';
+import {
+  createUpstreamClients,
+  registerTokenExchange,
+  tokenEndpointControl,
+  upstreamResourceServer,
+  type TokenEndpointFault,
+  type UpstreamClients,
+  type UpstreamOptions,
+} from './upstream-grants.ts';
+
+export { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type UpstreamClients, type UpstreamOptions } from './upstream-grants.ts';
 
 export interface StartedAuthorizationServer {
   /** The issuer identifier: this server's origin, no trailing slash. */
@@ -21,6 +34,12 @@ export interface StartedAuthorizationServer {
   readonly introspectionClient: { readonly client_id: string; readonly client_secret: string };
   /** How many requests reached a path (e.g. `/token/introspection`) so far. */
   requestCount(path: string): number;
+  /** How many POSTs reached the token endpoint (faulted ones included), optionally only those of one grant_type. */
+  tokenRequests(grantType?: string): number;
+  /** Makes POST /token answer 503 ('down') or drop the connection ('error'); undefined restores it. */
+  failTokenEndpoint(mode: TokenEndpointFault): void;
+  /** The clients for upstream resources; present when started with `upstream`. */
+  readonly upstreamClients?: UpstreamClients;
   close(): Promise<void>;
 }
 
@@ -32,6 +51,8 @@ export interface AuthorizationServerOptions {
   readonly resources: Readonly<Record<string, { readonly scopes: readonly string[]; readonly format?: 'jwt' | 'opaque' }>>;
   readonly port?: number;
   readonly accessTokenTtlSeconds?: number;
+  /** Upstream resources: client-credentials clients for them and the RFC 8693 token-exchange grant. */
+  readonly upstream?: UpstreamOptions;
 }
 
 const MINTER = { client_id: 'warden-test-minter', client_secret: randomBytes(24).toString('base64url') };
@@ -48,13 +69,17 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
   const privateJwk: JWK = { ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' };
   const publicJwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
-  const resourceScopes = [...new Set(Object.values(options.resources).flatMap((resource) => resource.scopes))];
+  const upstreamResources = Object.values(options.upstream?.resources ?? {});
+  const resourceScopes = [...new Set([...Object.values(options.resources), ...upstreamResources].flatMap((resource) => resource.scopes))];
+  const upstream = options.upstream ? await createUpstreamClients() : undefined;
+  const ttl = options.accessTokenTtlSeconds ?? 600;
 
   const configuration: Configuration = {
     jwks: { keys: [privateJwk] },
     clients: [
       { ...MINTER, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
       { ...RESOURCE_SERVER, grant_types: [], response_types: [], redirect_uris: [] },
+      ...(upstream?.metadata ?? []),
     ],
     scopes: ['openid', ...resourceScopes],
     cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -64,8 +89,9 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     // MCP clients register for refresh tokens without asking for offline_access; honour that.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     ttl: {
-      AccessToken: options.accessTokenTtlSeconds ?? 600,
-      ClientCredentials: options.accessTokenTtlSeconds ?? 600,
+      AccessToken: ttl,
+      // Per resource, so that upstream resources may have their own lifetime.
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? ttl,
       AuthorizationCode: 60,
       Interaction: 600,
       Session: 86_400,
@@ -84,12 +110,14 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
         defaultResource: async (_ctx, _client, oneOf) => oneOf ?? undefined,
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, resourceIndicator) => {
-          const resource = options.resources[resourceIndicator];
+          const resource = Object.hasOwn(options.resources, resourceIndicator) ? options.resources[resourceIndicator] : undefined;
+          const upstreamResource = !resource && options.upstream ? upstreamResourceServer(options.upstream, resourceIndicator, ttl) : undefined;
+          if (upstreamResource) return upstreamResource;
           if (!resource) throw new errors.InvalidTarget();
           return {
             scope: resource.scopes.join(' '),
             audience: resourceIndicator,
-            accessTokenTTL: options.accessTokenTtlSeconds ?? 600,
+            accessTokenTTL: ttl,
             ...(resource.format === 'opaque' ? { accessTokenFormat: 'opaque' } : { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }),
           };
         },
@@ -97,11 +125,14 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     },
   };
   const provider = new Provider(issuer, configuration);
+  if (options.upstream) registerTokenExchange(provider, options.upstream, publicJwk, ttl);
+  const tokenEndpoint = tokenEndpointControl(provider);
 
   const counts = new Map<string, number>();
   server.on(
     'request',
     serveProvider(provider, counts, () => DEMO_ACCOUNT, (req, res, callback) => {
+      if (tokenEndpoint.intercept(req, res)) return true;
       if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== '/reg') return false;
       registerWithoutScopeLimit(req)
         .then(() => callback(req, res))
@@ -118,6 +149,9 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     signingKey: { privateJwk, publicJwk, kid, alg: 'RS256' },
     introspectionClient: RESOURCE_SERVER,
     requestCount: (path) => counts.get(path) ?? 0,
+    tokenRequests: (grantType) => tokenEndpoint.tokenRequests(grantType),
+    failTokenEndpoint: (mode) => tokenEndpoint.failTokenEndpoint(mode),
+    ...(upstream ? { upstreamClients: upstream.clients } : {}),
     async mintToken({ resource, scope }) {
       const body = new URLSearchParams({ grant_type: 'client_credentials', resource });
       if (scope) body.set('scope', scope);

@@ -82,7 +82,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   metrics.countCachedTokens(() => verifier.cachedTokens);
   const readiness = new Readiness(() => verifier.ready);
   const inFlight = new InFlight();
-  const identity = createIdentityHeaders(config.upstream.identity_headers);
+  const identity = createIdentityHeaders(config.upstream.identity_headers, logger);
   // The session table and a stdio upstream each learn when the other lets a session go.
   let upstream: Upstream | undefined;
   const sessions = config.sessions.bind

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultyServer } from '../helpers/jwks-server.ts';
 import { INITIALIZE, MCP_HEADERS, startStack, waitFor, type Stack } from '../helpers/stack.ts';
+import { validToken } from '../security/helpers.ts';
 
 describe('what the upstream receives', () => {
   let stack: Stack;
@@ -88,6 +89,57 @@ describe('what the upstream receives', () => {
     const { headers } = stack.mcp.requests.slice(before)[0]!;
     expect(headers['x-api-key']).toBe('proxy-own-key');
     expect(headers['x-mcp-subject']).toBeTruthy();
+  });
+});
+
+describe('identity claims that are not printable ASCII', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack((base) => ({
+      ...base,
+      upstream: { ...(base.upstream as object), identity_headers: { 'X-MCP-Subject': 'sub', 'X-MCP-Email': 'email' } },
+    }));
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const send = async (token: string) => {
+    const before = stack.mcp.requests.length;
+    const response = await fetch(stack.mcpUrl, { method: 'POST', headers: { ...MCP_HEADERS, authorization: `Bearer ${token}` }, body: INITIALIZE });
+    expect(response.status).toBe(200);
+    await response.body?.cancel();
+    const received = stack.mcp.requests.slice(before);
+    expect(received).toHaveLength(1);
+    return received[0]!;
+  };
+  const decode = (value: string | string[] | undefined) => {
+    const match = typeof value === 'string' ? /^=\?base64\?([A-Za-z0-9+/]+={0,2})\?=$/.exec(value) : null;
+    return match ? Buffer.from(match[1]!, 'base64').toString('utf8') : undefined;
+  };
+  const notSent = () => stack.logs.filter((line) => line.msg === 'identity claim not sent');
+
+  it('reach the upstream encoded as MCP 2026-07-28 header values, which decode to the claims', async () => {
+    const { headers } = await send(await validToken(stack, { sub: 'jürgen', email: 'jürgen@example.com' }));
+    expect(headers['x-mcp-subject']).toBe('=?base64?asO8cmdlbg==?=');
+    expect(decode(headers['x-mcp-subject'])).toBe('jürgen');
+    expect(decode(headers['x-mcp-email'])).toBe('jürgen@example.com');
+    expect(notSent()).toEqual([]);
+  });
+
+  it('never put a subject with CR/LF in a header, and log it once for the principal, without the value', async () => {
+    const token = await validToken(stack, { sub: 'a\r\nX-Injected: 1', email: 'a@example.com', client_id: 'crlf-client' });
+    for (let i = 0; i < 2; i++) {
+      const { headers, rawHeaders } = await send(token);
+      expect(headers['x-mcp-subject']).toBeUndefined();
+      expect(headers['x-injected']).toBeUndefined();
+      expect(headers['x-mcp-email']).toBe('a@example.com');
+      expect(JSON.stringify(rawHeaders)).not.toMatch(/injected/i);
+    }
+    const lines = notSent().filter((line) => line.client_id === 'crlf-client');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 40, iss: stack.as.issuer, header: 'x-mcp-subject', claim: 'sub', problem: 'control_character' });
+    expect(JSON.stringify(notSent())).not.toContain('Injected');
   });
 });
 

@@ -19,7 +19,9 @@ import { Metrics } from './observability/metrics.ts';
 import { limitConnections } from './proxy/connection-limits.ts';
 import { StreamSlots } from './proxy/stream-slots.ts';
 import { createRequestPipeline } from './request-pipeline.ts';
-import { createUpstreamCredential, type UpstreamCredential } from './upstream/credential.ts';
+import { createUpstreamCredential } from './upstream/create-credential.ts';
+import { isStaticCredential, type UpstreamCredential } from './upstream/credential.ts';
+import { UpstreamTokenMetrics } from './observability/upstream-token-metrics.ts';
 import { createUpstream } from './upstream/create-upstream.ts';
 import { createIdentityHeaders } from './upstream/identity-headers.ts';
 import type { Upstream } from './upstream/upstream.ts';
@@ -46,8 +48,8 @@ export interface StartOptions {
 /** The composition root: builds every part from the config, joins auth and proxy, and listens. */
 export async function startWarden(config: Config, options: StartOptions = {}): Promise<Warden> {
   const logger = options.logger ?? createLogger(config.logging.level, { pretty: config.logging.pretty });
-  // A per-user credential needs the broker's user tokens; a static one is checked before anything starts.
-  const staticCredential = config.upstream.credential.type === 'user_token' ? undefined : createUpstreamCredential(config.upstream.credential);
+  // A static credential is checked before anything starts; a per-user one needs the broker's user tokens, and one that fetches tokens, its metrics.
+  const staticCredential = isStaticCredential(config.upstream.credential) ? createUpstreamCredential(config.upstream.credential) : undefined;
   const introspectionSecrets = new Map<string, SecretSource>();
   config.authorization_servers.forEach((server) => {
     if (server.introspection) introspectionSecrets.set(server.issuer, openSecretSource(server.introspection.client_secret));
@@ -72,7 +74,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       throw error;
     }
   }
-  const credential = staticCredential ?? createUpstreamCredential(config.upstream.credential, broker?.userTokens);
+  const credential = staticCredential ?? createUpstreamCredential(config.upstream.credential, { users: broker?.userTokens, tokenMetrics: new UpstreamTokenMetrics(metrics.registry), logger });
   const verifier = new TokenVerifier(config, introspectionSecrets, {
     onKeyFetch: (issuer, result, count) => metrics.keyFetch(issuer, result, count),
     onIntrospection: (issuer, result, seconds) => metrics.introspection(issuer, result, seconds),
@@ -80,7 +82,8 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     onVerification: (method, cache, seconds) => metrics.verification(method, cache, seconds),
   }, broker?.ownIssuer);
   metrics.countCachedTokens(() => verifier.cachedTokens);
-  const readiness = new Readiness(() => verifier.ready);
+  // A token fetched at start (client credentials) must be at hand before traffic is taken.
+  const readiness = new Readiness(() => verifier.ready && credential.ready !== false);
   const inFlight = new InFlight();
   const identity = createIdentityHeaders(config.upstream.identity_headers, logger);
   // The session table and a stdio upstream each learn when the other lets a session go.
@@ -92,15 +95,18 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     metrics,
     logger,
     injectedHeaders: [...credential.headerNames, ...identity.headerNames],
+    credential,
     onSessionEnd: (sessionId) => sessions?.forget(sessionId),
   });
-  const upstreamSecrets = upstream.missingSecrets();
+  const upstreamSecrets = [...upstream.missingSecrets(), ...(credential.missingSecrets?.() ?? [])];
   if (upstreamSecrets.length > 0) {
     await upstream.close();
+    credential.close();
     broker?.close();
     closeSecrets();
     throw new ConfigError('config', upstreamSecrets);
   }
+  credential.start?.();
   const pipeline = createRequestPipeline({
     config,
     metadata: buildProtectedResourceMetadata(config, broker?.issuer),
@@ -168,6 +174,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       admin.closeAllConnections();
       await closed;
       await upstream.close();
+      credential.close();
       broker?.close();
       closeSecrets();
       process.off('unhandledRejection', onUnhandled);

@@ -53,6 +53,8 @@ export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
   too_many_processes: { status: 429, request: true, description: 'too many MCP server processes for this principal' },
   // A claim is given to a stdio server as an environment variable: one that is not a printable string could smuggle in more.
   unusable_claim: { status: 403, request: true, description: 'an identity claim of this token cannot be passed to the MCP server' },
+  // The token exchange answered invalid_grant: the authorization server will not issue this user a token for the upstream.
+  upstream_access_denied: { status: 403, request: true, description: 'the upstream credential for this user was refused by the authorization server' },
 };
 
 export const RETRY_AFTER_SECONDS = 5;

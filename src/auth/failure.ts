@@ -39,6 +39,7 @@ export const AUTH_FAILURE_REASONS = [
   'overloaded',
   'too_many_processes',
   'unusable_claim',
+  'upstream_access_denied',
 ] as const;
 
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];

@@ -3,6 +3,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { configSchema, type Config } from './schema.ts';
+import { upstreamProblems } from './upstream-rules.ts';
 
 /** Reads, substitutes and validates a YAML config file. Throws ConfigError listing every problem. */
 export function loadConfigFile(path: string): Config {
@@ -118,38 +119,17 @@ function crossFieldProblems(config: Config): ConfigProblem[] {
   } else if (credential.type === 'user_token' && !config.broker?.encryption_key) {
     problems.push({ path: 'broker.encryption_key', message: 'required with upstream.credential user_token: the identity provider tokens are kept encrypted' });
   }
-  problems.push(...upstreamKindProblems(config.upstream));
-  const credentialHeader = credential.type === 'header' ? credential.name : credential.type === 'bearer' || credential.type === 'user_token' ? 'authorization' : undefined;
+  problems.push(...upstreamProblems(config.upstream));
+  const credentialHeader =
+    credential.type === 'header' ? credential.name
+    : credential.type === 'bearer' || credential.type === 'user_token' ? 'authorization'
+    : credential.type === 'client_credentials' || credential.type === 'token_exchange' ? credential.header
+    : undefined;
   for (const name of Object.keys(config.upstream.identity_headers)) {
     if (credentialHeader && normalizeHeaderName(name) === normalizeHeaderName(credentialHeader)) {
       problems.push({ path: `upstream.identity_headers.${name}`, message: 'collides with the upstream credential header' });
     }
   }
-  return problems;
-}
-
-/** A stdio child takes its credential and identity as environment, an HTTP server as headers: never the other way. */
-function upstreamKindProblems(upstream: Config['upstream']): ConfigProblem[] {
-  const { credential, stdio } = upstream;
-  if (!stdio) {
-    return credential.type === 'env' ? [{ path: 'upstream.credential.type', message: 'env is for a stdio upstream (command); an HTTP upstream takes header or bearer' }] : [];
-  }
-  const problems: ConfigProblem[] = [];
-  if (credential.type !== 'none' && credential.type !== 'env') {
-    problems.push({ path: 'upstream.credential.type', message: `a stdio upstream (command) takes its credential as environment: expected none or env, got ${credential.type}` });
-  }
-  if (Object.keys(upstream.identity_headers).length > 0) problems.push({ path: 'upstream.identity_headers', message: 'a stdio upstream gets no headers: use identity_env' });
-  if (upstream.strip_response_headers.length > 0) problems.push({ path: 'upstream.strip_response_headers', message: 'only for an HTTP upstream (url)' });
-  const named = new Map<string, string>();
-  const claim = (path: string, name: string) => {
-    const earlier = named.get(name);
-    if (earlier) problems.push({ path, message: `${name} is already set by ${earlier}` });
-    named.set(name, path);
-  };
-  if (credential.type === 'env') claim('upstream.credential.name', credential.name);
-  for (const name of Object.keys(stdio.identity_env)) claim(`upstream.identity_env.${name}`, name);
-  for (const name of Object.keys(stdio.env)) claim(`upstream.env.${name}`, name);
-  for (const name of stdio.env_passthrough) claim(`upstream.env_passthrough`, name);
   return problems;
 }
 

@@ -16,14 +16,14 @@ export interface SecretSource {
  * Kubernetes Secret mounted as a volume is updated in place (a symlink swap, which inotify on the old
  * target would miss), so rotation needs no restart.
  */
-export function openSecretSource(ref: SecretRef): SecretSource {
+export function openSecretSource(ref: SecretRef, use: SecretUse = 'header'): SecretSource {
   if (ref.kind === 'env') {
-    const value = checked(process.env[ref.name], ref);
+    const value = checked(process.env[ref.name], ref, use);
     return { current: () => value, close: () => undefined };
   }
   const read = (): SecretValue => {
     try {
-      return checked(readFileSync(ref.path, 'utf8').replace(/\r?\n$/, ''), ref);
+      return checked(readFileSync(ref.path, 'utf8').replace(/\r?\n$/, ''), ref, use);
     } catch (error) {
       return { ok: false, problem: `cannot read ${describeSecretRef(ref)} (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
     }
@@ -36,9 +36,12 @@ export function openSecretSource(ref: SecretRef): SecretSource {
   return { current: () => value, close: () => clearInterval(timer) };
 }
 
-function checked(value: string | undefined, ref: SecretRef): SecretValue {
+/** Where a secret goes: into a header (no control characters at all), or parsed as a document such as a JWK (JSON whitespace allowed). */
+export type SecretUse = 'header' | 'document';
+
+function checked(value: string | undefined, ref: SecretRef, use: SecretUse): SecretValue {
   if (value === undefined || value === '') return { ok: false, problem: `${describeSecretRef(ref)} is empty or not set` };
   // A secret goes into a header; CR, LF or other controls there would be header injection.
-  if (/[\x00-\x1f\x7f]/.test(value)) return { ok: false, problem: `${describeSecretRef(ref)} contains control characters` };
+  if ((use === 'header' ? /[\x00-\x1f\x7f]/ : /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/).test(value)) return { ok: false, problem: `${describeSecretRef(ref)} contains control characters` };
   return { ok: true, value };
 }

@@ -1,8 +1,30 @@
 import { z } from 'zod';
 import { DEFAULTS } from './defaults.ts';
 import { parseDuration } from './duration.ts';
-import { duration, envName, headerName, httpUrl, optionalDuration, secret, text } from './fields.ts';
+import { duration, envName, headerName, httpUrl, optionalDuration, scopeToken, secret, text } from './fields.ts';
 import { parseSecretRef, type SecretRef } from './secret-ref.ts';
+
+/**
+ * How mcp-warden gets a token of its own at an authorization server's token endpoint: where it is (the
+ * issuer's metadata names it, or it is given), and how the client authenticates: a secret, or a private
+ * JWK for RFC 7523 client assertions.
+ */
+const tokenClient = {
+  issuer: httpUrl().optional(),
+  token_endpoint: httpUrl().optional(),
+  client_id: text().pipe(z.string().min(1)),
+  client_secret: secret().optional(),
+  /** A private JWK (a mounted file), for auth_method private_key_jwt. */
+  private_key: secret().optional(),
+  auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt']).default('client_secret_basic'),
+  scope: z.array(scopeToken()).default([]),
+  /** RFC 8707 resource indicator of the upstream. */
+  resource: httpUrl().optional(),
+  audience: text().pipe(z.string().min(1)).optional(),
+  /** Where the token goes: `Authorization: Bearer` by default; another header gets the bare token. */
+  header: headerName().default('Authorization'),
+  timeout: duration('5s'),
+};
 
 const credential = z
   .discriminatedUnion('type', [
@@ -13,6 +35,23 @@ const credential = z
     z.strictObject({ type: z.literal('user_token'), refresh_before: duration('60s') }),
     /** stdio upstreams: the secret as an environment variable of each child, set at spawn. */
     z.strictObject({ type: z.literal('env'), name: envName(), value: secret() }),
+    /** One token for the proxy itself (client credentials grant), renewed ahead of its expiry. */
+    z.strictObject({
+      type: z.literal('client_credentials'),
+      ...tokenClient,
+      refresh_before: duration('60s'),
+      /** stdio upstreams: the variable of each child that gets the token current at its spawn. */
+      env: envName().optional(),
+    }),
+    /** The verified inbound token exchanged for one minted for the upstream (RFC 8693, or Entra ID on-behalf-of). */
+    z.strictObject({
+      type: z.literal('token_exchange'),
+      ...tokenClient,
+      profile: z.enum(['rfc8693', 'entra_obo']).default('rfc8693'),
+      requested_token_type: z.string().min(1).default('urn:ietf:params:oauth:token-type:access_token'),
+      /** Exchanged tokens kept, one per inbound token (keyed by its SHA-256). */
+      cache_entries: z.number().int().min(1).max(1_000_000).default(10_000),
+    }),
   ])
   .default({ type: 'none' });
 
@@ -21,7 +60,6 @@ const envValue = () => z.string().transform((value): EnvValue => {
   const ref = parseSecretRef(value);
   return ref ? { kind: 'secret', ref } : { kind: 'literal', value };
 });
-
 
 /** Keys only a stdio upstream (`command`) reads: without schema defaults, so that one given beside `url` is refused. */
 const stdioKeys = {

@@ -17,6 +17,8 @@ export class Access {
   principal: Principal | undefined = undefined;
   /** A short hash of the token, to correlate lines of one token without ever logging it. */
   tokenHash: string | undefined = undefined;
+  /** The verified token itself, for a credential that exchanges it; never logged, never forwarded. */
+  token: string | undefined = undefined;
   /** The body when it was read for inspection; otherwise the request stream still holds it. */
   body: Buffer | undefined = undefined;
   /** Our credential's headers for the upstream, once they are at hand. */

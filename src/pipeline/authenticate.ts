@@ -17,6 +17,7 @@ export function authenticate(parts: PipelineParts, next: Step): Step {
       return refuseThrown(parts, res, access, error);
     }
     access.tokenHash = tokenLabel(token);
+    access.token = token;
     let verdict: Principal | Promise<Principal>;
     try {
       verdict = verifier.verify(token, access.socket.remoteAddress ?? '');

@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AuthFailure } from '../auth/failure.ts';
 import { sendCredentialUnavailable } from '../proxy/respond.ts';
+import { refuse } from './refuse.ts';
 import type { CredentialHeaders } from '../upstream/credential.ts';
 import type { Access } from './access.ts';
 import type { PipelineParts } from './parts.ts';
@@ -9,6 +11,10 @@ import type { Step } from './step.ts';
 export function credential(parts: PipelineParts, next: Step): Step {
   const { credential: source, logger } = parts;
   const use = (req: IncomingMessage, res: ServerResponse, access: Access, headers: CredentialHeaders): void | Promise<void> => {
+    if (!headers.ok && headers.refused) {
+      logger.warn({ request_id: access.requestId, iss: access.principal?.issuer, sub: access.principal?.subject, problem: headers.problem }, 'upstream credential refused for this user');
+      return refuse(parts, res, access, new AuthFailure('upstream_access_denied', headers.problem, access.principal?.issuer));
+    }
     if (!headers.ok) {
       access.outcome = 'unavailable';
       access.reason = 'upstream_credential_unavailable';
@@ -20,7 +26,7 @@ export function credential(parts: PipelineParts, next: Step): Step {
     return next(req, res, access);
   };
   return (req, res, access) => {
-    const headers = source.headers(access.principal);
+    const headers = source.headers(access.principal, access.token);
     if (!(headers instanceof Promise)) return use(req, res, access, headers);
     return headers.then((resolved) => {
       // The client may have gone while the user's token was looked up: nothing is sent for it then.

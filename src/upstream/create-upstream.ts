@@ -5,6 +5,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { StdioMetrics } from '../observability/stdio-metrics.ts';
 import { Forwarder } from '../proxy/forward.ts';
 import { StdioBridge } from './stdio/stdio-bridge.ts';
+import type { UpstreamCredential } from './credential.ts';
 import type { Upstream } from './upstream.ts';
 
 export interface UpstreamParts {
@@ -12,6 +13,8 @@ export interface UpstreamParts {
   readonly logger: Logger;
   /** Header names the proxy injects: an HTTP upstream that echoes them must not hand them to clients. */
   readonly injectedHeaders: readonly string[];
+  /** The upstream credential: a stdio child may get its token at spawn. */
+  readonly credential: UpstreamCredential;
   /** A stdio session ended: its binding to a principal goes with it. */
   readonly onSessionEnd: (sessionId: string) => void;
 }
@@ -28,6 +31,7 @@ export function createUpstream(config: Config, parts: UpstreamParts): Upstream {
     const bridge: StdioBridge = new StdioBridge({
       settings: upstream.stdio,
       credential: upstream.credential,
+      childToken: () => parts.credential.current?.(),
       logger: parts.logger,
       metrics: new StdioMetrics(parts.metrics.registry, () => bridge.processes),
       onStandaloneStream: countStream,

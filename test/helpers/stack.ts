@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { startAuthorizationServer, type StartedAuthorizationServer } from '../../demo/authorization-server.ts';
+import { startAuthorizationServer, type StartedAuthorizationServer, type UpstreamOptions } from '../../demo/authorization-server.ts';
 import { startMcpServer, type StartedMcpServer } from '../../demo/mcp-server.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
@@ -26,7 +26,7 @@ type RawConfig = Record<string, unknown>;
  */
 export async function startStack(
   overrides: (base: RawConfig, as: StartedAuthorizationServer) => RawConfig = (base) => base,
-  options: { port?: number; format?: 'jwt' | 'opaque'; scopes?: readonly string[]; resourcePath?: string } = {},
+  options: { port?: number; format?: 'jwt' | 'opaque'; scopes?: readonly string[]; resourcePath?: string; upstream?: UpstreamOptions } = {},
 ): Promise<Stack> {
   const mcp = await startMcpServer();
   const port = options.port ?? (await freePort());
@@ -34,6 +34,7 @@ export async function startStack(
   const format = options.format ?? 'jwt';
   const as = await startAuthorizationServer({
     resources: { [mcpUrl]: { scopes: options.scopes ?? SCOPES, format }, 'http://127.0.0.1:1/other': { scopes: SCOPES, format } },
+    upstream: options.upstream,
   });
   const config = validateConfig(
     overrides({

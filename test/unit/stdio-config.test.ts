@@ -71,7 +71,7 @@ describe('stdio upstream config', () => {
   it('refuses header credentials and identity headers for a stdio upstream, and env credentials for an HTTP one', () => {
     expect(problemsOf(`${head}upstream: { command: [server], credential: { type: bearer, value: "\${env:X}" } }`)).toContainEqual({
       path: 'upstream.credential.type',
-      message: 'a stdio upstream (command) takes its credential as environment: expected none or env, got bearer',
+      message: 'a stdio upstream (command) takes its credential as environment: expected none, env or client_credentials, got bearer',
     });
     expect(problemsOf(`${head}upstream: { command: [server], identity_headers: { X-Sub: sub } }`)).toContainEqual({ path: 'upstream.identity_headers', message: 'a stdio upstream gets no headers: use identity_env' });
     expect(problemsOf(`${head}upstream: { url: "http://127.0.0.1:3000", credential: { type: env, name: K, value: "\${env:X}" } }`)).toContainEqual({

@@ -20,13 +20,16 @@ export class ChildEnvironments {
   readonly #settings: StdioSettings;
   readonly #secrets = new Map<string, SecretSource>();
   readonly #credential: { readonly name: string; readonly source: SecretSource } | undefined;
+  /** A client_credentials token: the variable and the live token, read at each spawn. */
+  readonly #token: { readonly name: string; readonly current: () => string | undefined } | undefined;
 
-  constructor(settings: StdioSettings, credential: CredentialConfig) {
+  constructor(settings: StdioSettings, credential: CredentialConfig, token: () => string | undefined = () => undefined) {
     this.#settings = settings;
     for (const [name, value] of Object.entries(settings.env)) {
       if (value.kind === 'secret') this.#secrets.set(name, openSecretSource(value.ref));
     }
     this.#credential = credential.type === 'env' ? { name: credential.name, source: openSecretSource(credential.value) } : undefined;
+    this.#token = credential.type === 'client_credentials' && credential.env ? { name: credential.env, current: token } : undefined;
   }
 
   /** Secrets that cannot be read now, by config path: the process must not start without them. */
@@ -67,6 +70,11 @@ export class ChildEnvironments {
       const secret = this.#credential.source.current();
       if (!secret.ok) return { ok: false, kind: 'secret', problem: secret.problem };
       env[this.#credential.name] = secret.value;
+    }
+    if (this.#token) {
+      const token = this.#token.current();
+      if (!token) return { ok: false, kind: 'secret', problem: 'no live upstream token (client_credentials) to give the child' };
+      env[this.#token.name] = token;
     }
     return { ok: true, env };
   }

@@ -22,6 +22,8 @@ const SWEEP_MAX_MS = 30_000;
 export interface StdioBridgeOptions {
   readonly settings: StdioSettings;
   readonly credential: CredentialConfig;
+  /** The live token of a client_credentials credential, given to each child at spawn. */
+  readonly childToken: () => string | undefined;
   readonly logger: Logger;
   readonly metrics: StdioMetrics;
   /** A client opened its standalone GET stream (counted as an open stream until the response closes). */
@@ -54,7 +56,7 @@ export class StdioBridge implements Upstream {
 
   constructor(options: StdioBridgeOptions) {
     this.#options = options;
-    this.#environments = new ChildEnvironments(options.settings, options.credential);
+    this.#environments = new ChildEnvironments(options.settings, options.credential, options.childToken);
     const period = Math.min(SWEEP_MAX_MS, Math.max(SWEEP_MIN_MS, options.settings.idle_timeout / 4));
     this.#sweeper = setInterval(() => this.#sweep(), period);
     this.#sweeper.unref();

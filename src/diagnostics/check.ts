@@ -8,8 +8,9 @@ import { brokerEndpoints, brokerIssuerOf } from '../broker/endpoints.ts';
 import type { Config } from '../config/schema.ts';
 import { openSecretSource } from '../config/secret-source.ts';
 import { buildProtectedResourceMetadata } from '../metadata/protected-resource.ts';
-import { createUpstreamCredential } from '../upstream/credential.ts';
+import { createUpstreamCredential } from '../upstream/create-credential.ts';
 import { probeStdioUpstream } from './stdio-probe.ts';
+import { probeTokenCredential } from './token-probe.ts';
 
 export interface CheckResult {
   readonly ok: boolean;
@@ -88,6 +89,13 @@ export async function checkDeployment(config: Config): Promise<CheckResult[]> {
 
   if (config.upstream.stdio) {
     await probeStdioUpstream(config.upstream.stdio, config.upstream.credential, pass, fail);
+    return results;
+  }
+  const upstreamCredential = config.upstream.credential;
+  if (upstreamCredential.type === 'client_credentials' || upstreamCredential.type === 'token_exchange') {
+    const headers = await probeTokenCredential(upstreamCredential, pass, fail);
+    if (headers) await probeUpstream(config, headers, pass, fail);
+    else if (upstreamCredential.type === 'token_exchange') await probeUpstream(config, {}, pass, fail);
     return results;
   }
   if (config.upstream.credential.type === 'user_token') {

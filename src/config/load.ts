@@ -74,6 +74,12 @@ function crossFieldProblems(config: Config): ConfigProblem[] {
     }
   };
   requireSecureUrl('resource.url', config.resource.url);
+  const { credential: upstreamCredential } = config.upstream;
+  if (upstreamCredential.type === 'client_credentials' || upstreamCredential.type === 'token_exchange') {
+    // The client's secret, and for an exchange the user's token, travel to this endpoint.
+    requireSecureUrl('upstream.credential.issuer', upstreamCredential.issuer);
+    requireSecureUrl('upstream.credential.token_endpoint', upstreamCredential.token_endpoint);
+  }
   if (config.authorization_servers.length === 0 && !config.broker) problems.push(NO_ISSUER);
   if (config.broker) {
     const { broker } = config;

@@ -89,6 +89,38 @@ describe('mcp-warden check with a stdio upstream', () => {
   });
 });
 
+describe('mcp-warden check with a token credential', () => {
+  const UPSTREAM = 'https://legacy-api.example.com';
+  let upstreamAs: StartedAuthorizationServer;
+  beforeAll(async () => {
+    upstreamAs = await startAuthorizationServer({ resources: { [RESOURCE]: { scopes: ['mcp:read'] } }, upstream: { resources: { [UPSTREAM]: { scopes: ['legacy:read'] } } } });
+  });
+  afterAll(async () => {
+    await upstreamAs?.close();
+  });
+  const credential = (type: string, extra: string) =>
+    `{ url: "${mcp.origin}", credential: { type: ${type}, issuer: "${upstreamAs.issuer}", client_id: ${upstreamAs.upstreamClients!.basic.client_id}, client_secret: "\${env:WARDEN_CHECK_UPSTREAM_SECRET}"${extra} } }`;
+  const run = (upstreamYaml: string, secret: string) => {
+    process.env.WARDEN_CHECK_UPSTREAM_SECRET = secret;
+    return check({ upstreamYaml });
+  };
+
+  it('gets a client-credentials token and probes the upstream with it', async () => {
+    const { code, stdout } = await run(credential('client_credentials', `, resource: "${UPSTREAM}"`), upstreamAs.upstreamClients!.basic.client_secret);
+    expect(stdout).toMatch(/ok +upstream token endpoint of .*: client upstream-basic got a token \(client_secret_basic\), valid for \d+ s/);
+    expect(stdout).toMatch(/ok +upstream .*: answers initialize/);
+    expect(code).toBe(0);
+  });
+
+  it('sees the token-exchange endpoint answer and authenticate the client, and fails for a wrong secret', async () => {
+    const good = await run(credential('token_exchange', `, audience: "${UPSTREAM}"`), upstreamAs.upstreamClients!.basic.client_secret);
+    expect(good.stdout).toMatch(/ok +upstream token endpoint of .*: answers, and authenticates client upstream-basic/);
+    const bad = await run(credential('token_exchange', `, audience: "${UPSTREAM}"`), 'not-the-secret');
+    expect(bad.stdout).toMatch(/FAIL {2}upstream token endpoint of .*: the token endpoint refused: invalid_client/);
+    expect(bad.code).not.toBe(0);
+  });
+});
+
 describe('mcp-warden check in broker mode', () => {
   it('probes the identity provider, and names the redirect URI to register there', async () => {
     const idp = await startIdentityProvider({ redirectUri: 'http://127.0.0.1:47999/oauth/callback' });

@@ -5,7 +5,9 @@ import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TOKEN_EXCHANGE_GRANT } from '../../demo/authorization-server.ts';
 import { validToken } from '../security/helpers.ts';
+import { startFaultyServer } from '../helpers/jwks-server.ts';
 import { INITIALIZE, MCP_HEADERS, startStack, type Stack } from '../helpers/stack.ts';
+import { connectWithToken, testServer, textOf } from '../helpers/stdio-stack.ts';
 
 const UPSTREAM = 'https://legacy-api.example.com';
 const upstreamOptions = (ttl?: number) => ({ resources: { [UPSTREAM]: { scopes: ['legacy:read'] } }, ...(ttl ? { accessTokenTtlSeconds: ttl, exchangeTtlSeconds: ttl } : {}) });
@@ -147,5 +149,65 @@ describe('token exchange (RFC 8693): the user’s token for one minted for the u
     const metrics = await (await fetch(`${stack!.warden.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/mcp_warden_upstream_token_requests_total\{issuer="[^"]+",grant="token_exchange",result="refused"\} 1/);
     expect(metrics).toMatch(/mcp_warden_upstream_token_requests_total\{issuer="[^"]+",grant="token_exchange",result="unavailable"\} 1/);
+  });
+});
+
+describe('Entra ID on-behalf-of', () => {
+  it('sends the request Entra documents, with the inbound token as the assertion, and forwards the token it answers', async () => {
+    const seen: Array<{ method: string; path: string; type: string | undefined; form: string[][] }> = [];
+    const recorder = await startFaultyServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        seen.push({ method: req.method!, path: req.url!, type: req.headers['content-type'], form: [...new URLSearchParams(body)] });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ token_type: 'Bearer', scope: 'api://legacy/.default', expires_in: 3599, ext_expires_in: 3599, access_token: 'obo-access-token-for-alice' }));
+      });
+    });
+    try {
+      process.env.WARDEN_TEST_OBO_SECRET = 'obo-client-secret-value';
+      stack = await startStack((base) => ({
+        ...base,
+        upstream: {
+          url: (base.upstream as { url: string }).url,
+          credential: { type: 'token_exchange', profile: 'entra_obo', token_endpoint: `${recorder.url}/tenant-id/oauth2/v2.0/token`, client_id: 'warden-app-id', client_secret: '${env:WARDEN_TEST_OBO_SECRET}', auth_method: 'client_secret_post', scope: ['api://legacy/.default'] },
+        },
+      }));
+      const token = await validToken(stack, { sub: 'alice' });
+      expect((await call(token)).status).toBe(200);
+      expect(seen).toHaveLength(1);
+      expect(seen[0]).toMatchObject({ method: 'POST', path: '/tenant-id/oauth2/v2.0/token', type: 'application/x-www-form-urlencoded' });
+      expect(seen[0]!.form.sort()).toEqual(
+        [
+          ['assertion', token],
+          ['client_id', 'warden-app-id'],
+          ['client_secret', 'obo-client-secret-value'],
+          ['grant_type', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
+          ['requested_token_use', 'on_behalf_of'],
+          ['scope', 'api://legacy/.default'],
+        ].sort(),
+      );
+      expect(upstreamBearers()).toEqual(['Bearer obo-access-token-for-alice']);
+    } finally {
+      await recorder.close();
+    }
+  });
+});
+
+describe('client credentials for a stdio upstream', () => {
+  it('gives each child the live token in the named variable at spawn', async () => {
+    stack = await startStack(
+      (base, as) => {
+        process.env.WARDEN_TEST_UPSTREAM_CLIENT_SECRET = as.upstreamClients!.post.client_secret;
+        const credential = { type: 'client_credentials', issuer: as.issuer, client_id: as.upstreamClients!.post.client_id, client_secret: '${env:WARDEN_TEST_UPSTREAM_CLIENT_SECRET}', auth_method: 'client_secret_post', resource: UPSTREAM, env: 'UPSTREAM_TOKEN' };
+        return { ...base, upstream: { command: testServer(), credential } };
+      },
+      { upstream: upstreamOptions() },
+    );
+    const { client, close } = await connectWithToken(stack.mcpUrl, await validToken(stack));
+    const { env } = JSON.parse(textOf(await client.callTool({ name: 'whoami', arguments: {} }))) as { env: Record<string, string> };
+    await close();
+    const { payload } = await jwtVerify(env.UPSTREAM_TOKEN!, createLocalJWKSet({ keys: [stack.as.signingKey.publicJwk] }), { issuer: stack.as.issuer, audience: UPSTREAM });
+    expect(payload.client_id).toBe(stack.as.upstreamClients!.post.client_id);
   });
 });

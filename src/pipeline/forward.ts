@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { AuthFailure } from '../auth/failure.ts';
 import { watchLegacyEndpoint } from '../mcp/legacy-endpoint.ts';
+import { decodeHeaderValue } from '../mcp/request-headers.ts';
 import { createRequestHeaderScrubber } from '../proxy/request-headers.ts';
 import { sendContinue } from './continue.ts';
 import type { PipelineParts } from './parts.ts';
@@ -21,7 +22,7 @@ export function forward(parts: PipelineParts): Step {
     // Without rules the body is never read: the 2026-07-28 Mcp-Method header is then the only hint.
     if (!access.rpc && typeof mcpMethod === 'string') {
       const name = req.headers['mcp-name'];
-      access.rpc = { methods: [mcpMethod], target: typeof name === 'string' ? name : undefined };
+      access.rpc = { methods: [mcpMethod], target: typeof name === 'string' ? decodeHeaderValue(name) : undefined };
     }
     let onStreamStart: ((end: () => void) => void) | undefined;
     if (req.method === 'GET') {

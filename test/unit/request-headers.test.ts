@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { decodeHeaderValue, headerBodyMismatch } from '../../src/mcp/request-headers.ts';
 import { createRequestHeaderScrubber } from '../../src/proxy/request-headers.ts';
 
 describe('request header scrubbing', () => {
@@ -42,5 +43,20 @@ describe('request header scrubbing', () => {
     const headers: IncomingHttpHeaders = { connection: 'close, x-api-key, authorization' };
     scrub(headers);
     expect(headers).toEqual({});
+  });
+});
+
+describe('2026-07-28 header values against the body', () => {
+  const message = (target: string) => [{ method: 'tools/call', target }] as unknown as Parameters<typeof headerBodyMismatch>[1];
+
+  it('decodes a =?base64?…?= Mcp-Name before comparing it, so a non-ASCII tool name matches its body', () => {
+    expect(decodeHeaderValue('=?base64?SGVsbG8sIOS4lueVjA==?=')).toBe('Hello, 世界');
+    expect(headerBodyMismatch({ 'mcp-method': 'tools/call', 'mcp-name': '=?base64?SGVsbG8sIOS4lueVjA==?=' }, message('Hello, 世界'), false)).toBeUndefined();
+    expect(headerBodyMismatch({ 'mcp-method': 'tools/call', 'mcp-name': '=?base64?SGVsbG8sIOS4lueVjA==?=' }, message('delete_all'), false)).toBe('Mcp-Name does not match the body');
+  });
+
+  it('leaves a value that is not canonical Base64 of UTF-8 as sent, so it matches nothing it does not spell', () => {
+    for (const value of ['=?base64?SGVsbG8?=', '=?base64?not base64?=', '=?BASE64?SGk=?=', '=?base64?/w==?=']) expect(decodeHeaderValue(value)).toBe(value);
+    expect(headerBodyMismatch({ 'mcp-name': '=?base64?/w==?=' }, message('\ufffd'), false)).toBe('Mcp-Name does not match the body');
   });
 });

@@ -10,15 +10,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAuthority, type Authority } from './authority.ts';
+import { readGc, type GcStats } from './gc.ts';
 import { measureWindow, warmUp, type Window } from './measure.ts';
 import { parseOptions, type PerfOptions } from './options.ts';
 import { CLOCK_TICKS, openFilesLimit } from './procfs.ts';
-import { acceptanceChecks, checkLines, contextTable, mainTable, otherLoadWarning, sseLines, stdioLines, summarize, writeJson } from './report.ts';
+import { acceptanceChecks, checkLines, contextTable, gcWarning, mainTable, otherLoadWarning, sseLines, stdioLines, summarize, writeJson } from './report.ts';
 import { runSse } from './sse.ts';
 import { runStdio, type StdioPlan } from './stdio.ts';
 import { REPO, startStack, type Stack } from './targets.ts';
 
 const CONNECTIONS = [1, 50] as const;
+/** (a) direct, (b) the floor, (c)–(g) mcp-warden: see targets.ts. */
+const TARGETS = 7;
 const WARM_UP_SECONDS = 1;
 /** Other processes using more than this share of a core during a window earn the results a warning. */
 const OTHER_LOAD_WARN_PERCENT = 10;
@@ -33,7 +36,7 @@ async function main(): Promise<void> {
   log(
     options.stdioOnly
       ? `mcp-warden perf bench, stdio part only: ${stdioPart}`
-      : `mcp-warden perf bench: ${options.repeats} round(s) × 6 targets × ${CONNECTIONS.join(' and ')} connection(s) × ${options.seconds} s; then ${options.streams} idle SSE streams and ${options.events} timed events; then ${stdioPart}`,
+      : `mcp-warden perf bench: ${options.repeats} round(s) × ${TARGETS} targets × ${CONNECTIONS.join(' and ')} connection(s) × ${options.seconds} s; then ${options.streams} idle SSE streams and ${options.events} timed events; then ${stdioPart}`,
   );
   const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-perf-'));
   const authority = await startAuthority();
@@ -59,9 +62,14 @@ async function main(): Promise<void> {
 
 async function run(stack: Stack, authority: Authority, options: PerfOptions, startedAt: Date, started: number): Promise<void> {
   const introspectionsBefore = authority.introspections();
+  const tokenRequestsBefore = authority.tokenRequests();
   const windows = await interleave(stack, options);
-  // After the warm-up the introspection cache must answer alone; a growing count would mean (e) measured the AS.
+  // After the warm-up the caches must answer alone; a growing count would mean (e) or (g) measured the AS.
   const introspectionsDuringLoad = authority.introspections() - introspectionsBefore;
+  const exchangesDuringLoad = authority.tokenRequests() - tokenRequestsBefore;
+  // Read before the proxies stop: a process in a slow GC regime explains a CPU figure no code change would.
+  const gc: Partial<Record<string, GcStats>> = {};
+  for (const target of stack.targets) if (target.adminOrigin) gc[target.id] = await readGc(target.adminOrigin);
 
   // The SSE part gets a quiet machine: the proxies measured above are no longer needed.
   await Promise.all(stack.targets.map((target) => target.proxy?.stop()));
@@ -69,10 +77,11 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
   const stdio = await runStdio(stack, stdioPlan(options), log);
 
   const summaries = summarize(stack.targets, windows);
-  const checks = acceptanceChecks(summaries);
+  const checks = acceptanceChecks(summaries, windows);
   const table = mainTable(summaries);
-  const context = contextTable(summaries, windows);
+  const context = contextTable(summaries, windows, gc);
   const warning = otherLoadWarning(summaries, OTHER_LOAD_WARN_PERCENT);
+  const slowGc = gcWarning(gc);
   const stdioReport = stdioLines(stdio, OTHER_LOAD_WARN_PERCENT);
   const wallSeconds = (performance.now() - started) / 1000;
   const output = [
@@ -83,8 +92,9 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
     '',
     context,
     ...(warning ? ['', warning] : []),
+    ...(slowGc ? ['', slowGc] : []),
     '',
-    'Acceptance checks (from the issue):',
+    'Acceptance checks (from the issues):',
     checkLines(checks),
     '',
     `SSE (a separate mcp-warden, JWT RS256, limits raised for this part: max_connections and max_connections_per_ip ${sse.attempted * 2}, max_streams ${sse.attempted * 2}, max_streams_per_principal 1000):`,
@@ -94,6 +104,7 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
     stdioReport,
     '',
     `introspection calls during the load windows of all targets: ${introspectionsDuringLoad}`,
+    `token-exchange calls during the load windows of all targets: ${exchangesDuringLoad} (before them, at (g)'s first request: ${tokenRequestsBefore})`,
     machineLine(wallSeconds),
   ].join('\n');
   console.log(output);
@@ -107,9 +118,13 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
     summaries,
     checks,
     otherLoadWarning: warning,
+    gc,
+    slowGcWarning: slowGc,
     sse,
     stdio,
     introspectionsDuringLoad,
+    exchangesDuringLoad,
+    exchangesBeforeLoad: tokenRequestsBefore,
     windows,
     table,
     contextTable: context,
@@ -141,11 +156,15 @@ function machineLine(wallSeconds: number): string {
   return `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, CLK_TCK ${CLOCK_TICKS}; wall time ${wallSeconds.toFixed(0)} s`;
 }
 
-/** Round r measures every target once, in order, so slow drifts of the machine hit all targets alike. */
+/**
+ * Round r measures every target once, in order, so slow drifts of the machine hit all targets alike. (g)
+ * is measured right after (c), the setup it is checked against, so each round's pair ran seconds apart.
+ */
 async function interleave(stack: Stack, options: PerfOptions): Promise<Window[]> {
   const windows: Window[] = [];
+  const order = [...stack.targets].sort((x, y) => measureRank(x.id) - measureRank(y.id));
   for (let round = 1; round <= options.repeats; round += 1) {
-    for (const target of stack.targets) {
+    for (const target of order) {
       if (round === 1) await warmUp(target, 50, WARM_UP_SECONDS);
       for (const connections of CONNECTIONS) {
         const window = await measureWindow(target, stack.upstream, connections, options.seconds);
@@ -157,6 +176,13 @@ async function interleave(stack: Stack, options: PerfOptions): Promise<Window[]>
   return windows;
 }
 
+const MEASURE_ORDER = ['a', 'b', 'c', 'g', 'd', 'e', 'f'];
+
+function measureRank(id: string): number {
+  const rank = MEASURE_ORDER.indexOf(id);
+  return rank < 0 ? MEASURE_ORDER.length : rank;
+}
+
 function describe(round: number, rounds: number, w: Window): string {
   const cpu = w.proxyCpuUsPerRequest === undefined ? '' : `, proxy ${w.proxyCpuUsPerRequest.toFixed(1)} µs/req, RSS ${((w.proxyRssBytes ?? 0) / 1048576).toFixed(1)} MiB`;
   return `[round ${round}/${rounds}] (${w.target}) @${w.connections}: ${w.requestsPerSecond.toFixed(0)} req/s, p50 ${w.p50.toFixed(3)} ms, p99 ${w.p99.toFixed(3)} ms${cpu}`;
@@ -166,7 +192,7 @@ function estimatedSeconds(options: PerfOptions): number {
   // A spawn each way is well under a second and an echo a few ms; the throughput windows run twice.
   const stdio = options.spawns * 2 + (options.calls * 2 * 5) / 1000 + 2 * options.stdioSeconds + 30;
   if (options.stdioOnly) return stdio;
-  const load = options.repeats * 6 * CONNECTIONS.length * options.seconds + 6 * WARM_UP_SECONDS;
+  const load = options.repeats * TARGETS * CONNECTIONS.length * options.seconds + TARGETS * WARM_UP_SECONDS;
   const sse = (options.events * 100) / 1000 + 60;
   return load + sse + stdio;
 }

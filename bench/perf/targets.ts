@@ -20,7 +20,7 @@ export const BASE_HEADERS: Readonly<Record<string, string>> = {
 /** What the upstream answers; every target must pass it through unchanged. */
 export const EXPECTED_RESPONSE = '{"jsonrpc":"2.0","id":1,"result":{}}';
 
-export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
+export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g';
 
 export interface Target {
   readonly id: TargetId;
@@ -30,6 +30,8 @@ export interface Target {
   readonly headers: Readonly<Record<string, string>>;
   /** The process whose CPU and memory are measured; none for (a), which has no proxy. */
   readonly proxy: Child | undefined;
+  /** mcp-warden's admin listener (its /metrics); none for (a) and (b). */
+  readonly adminOrigin?: string;
 }
 
 export interface Stack {
@@ -44,7 +46,7 @@ export interface Stack {
 }
 
 /** What kind of mcp-warden a config is for. */
-type WardenMode = 'jwt' | 'introspection' | 'policy';
+type WardenMode = 'jwt' | 'introspection' | 'policy' | 'exchange';
 
 /** The `upstream` section of a stdio mcp-warden: `command` and the process bounds (see src/config/schema.ts). */
 export type StdioUpstream = Readonly<{ command: readonly string[] } & Record<string, unknown>>;
@@ -96,13 +98,16 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
       { id: 'd', label: 'mcp-warden JWT ES256', mode: 'jwt', token: (aud) => authority.mintJwt('ES256', aud) },
       { id: 'e', label: 'mcp-warden introspection (warm cache)', mode: 'introspection', token: async (aud) => authority.mintOpaque(aud) },
       { id: 'f', label: 'mcp-warden JWT RS256 + policy rules', mode: 'policy', token: (aud) => authority.mintJwt('RS256', aud) },
+      // One token, so after the check below (its first request makes the one exchange) the cache always hits.
+      { id: 'g', label: 'mcp-warden JWT RS256 + token exchange (warm cache)', mode: 'exchange', token: (aud) => authority.mintJwt('RS256', aud) },
     ];
     // Started together: start-up is mostly module loading, and the machine has two cores to spend on it.
     // allSettled, not all: on a failure every sibling must have spawned before close() runs, or it would be left behind.
     const settled = await Promise.allSettled(
       specs.map(async (spec): Promise<Target> => {
         const started = await startWarden(dir, spec.id, { mode: spec.mode, authority, upstreamOrigin }, children);
-        return { id: spec.id, label: spec.label, url: started.url, headers: { ...BASE_HEADERS, authorization: `Bearer ${await spec.token(started.resourceUrl)}` }, proxy: started.child };
+        const headers = { ...BASE_HEADERS, authorization: `Bearer ${await spec.token(started.resourceUrl)}` };
+        return { id: spec.id, label: spec.label, url: started.url, headers, proxy: started.child, adminOrigin: started.adminOrigin };
       }),
     );
     const wardens = settled.map((result) => {
@@ -177,8 +182,8 @@ async function startWardenOnce(
   writeFileSync(configPath, stringify(wardenConfig({ ...parts, port, adminPort, resourceUrl: url })));
   const child = spawnNode(`mcp-warden (${name})`, join(REPO, 'src/cli.ts'), ['--config', configPath], {
     cwd: REPO,
-    // The introspection secret reaches the proxy through its environment, as in production.
-    env: { BENCH_INTROSPECTION_SECRET: parts.authority.clientSecret },
+    // The client secrets (introspection, token exchange) reach the proxy through its environment, as in production.
+    env: { BENCH_INTROSPECTION_SECRET: parts.authority.clientSecret, BENCH_EXCHANGE_SECRET: parts.authority.clientSecret },
     stderrPath: join(dir, `warden-${name}.stderr`),
   });
   onSpawn(child);
@@ -199,7 +204,8 @@ interface StartedWarden {
  * mcp-warden's config for one target: loopback only, access log at info (part of the real cost; stdout
  * goes to /dev/null), a short shutdown grace so the bench ends quickly. `limit` raises the connection and
  * stream caps for the SSE part (defaults: 1024 connections, 512 per IP, 1000 streams, 16 per principal).
- * `stdio` puts a stdio command in place of the HTTP upstream for the stdio part.
+ * `stdio` puts a stdio command in place of the HTTP upstream for the stdio part. `exchange` is (c) with an
+ * upstream credential of type token_exchange.
  */
 function wardenConfig(parts: WardenParts & { port: number; adminPort: number; resourceUrl: string }) {
   const { authority, mode, limit } = parts;
@@ -218,7 +224,7 @@ function wardenConfig(parts: WardenParts & { port: number; adminPort: number; re
     resource: { url: parts.resourceUrl, name: 'mcp-warden perf bench', scopes_supported: ['mcp:read'] },
     authorization_servers: [server],
     tokens: { required_scopes: ['mcp:read'] },
-    upstream: parts.stdio ?? { url: parts.upstreamOrigin },
+    upstream: parts.stdio ?? { url: parts.upstreamOrigin, ...(mode === 'exchange' ? { credential: exchangeCredential(authority) } : {}) },
     // A rule that never matches this request's tool still makes the proxy read and judge every body.
     ...(mode === 'policy' ? { policy: { rules: [{ match: { method: 'tools/call', tool: 'delete_*' }, scopes: ['mcp:admin'] }] } } : {}),
     logging: { level: 'info' },
@@ -233,6 +239,17 @@ function wardenConfig(parts: WardenParts & { port: number; adminPort: number; re
             max_streams_per_principal: PER_PRINCIPAL_STREAMS,
           },
         }),
+  };
+}
+
+/** (g): each verified token exchanged (RFC 8693) for one for the upstream; the bench's AS answers at its token endpoint. */
+function exchangeCredential(authority: Authority) {
+  return {
+    type: 'token_exchange',
+    token_endpoint: authority.tokenEndpoint,
+    client_id: authority.clientId,
+    client_secret: '${env:BENCH_EXCHANGE_SECRET}',
+    audience: 'legacy',
   };
 }
 

@@ -74,7 +74,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       throw error;
     }
   }
-  const credential = staticCredential ?? createUpstreamCredential(config.upstream.credential, { users: broker?.userTokens, tokenMetrics: new UpstreamTokenMetrics(metrics.registry), logger });
+  const credential = staticCredential ?? createUpstreamCredential(config.upstream.credential, { users: broker?.userTokens, tokenMetrics: new UpstreamTokenMetrics(metrics.registry), logger, allowHttp: config.insecure_allow_http });
   const verifier = new TokenVerifier(config, introspectionSecrets, {
     onKeyFetch: (issuer, result, count) => metrics.keyFetch(issuer, result, count),
     onIntrospection: (issuer, result, seconds) => metrics.introspection(issuer, result, seconds),

@@ -93,7 +93,7 @@ export async function checkDeployment(config: Config): Promise<CheckResult[]> {
   }
   const upstreamCredential = config.upstream.credential;
   if (upstreamCredential.type === 'client_credentials' || upstreamCredential.type === 'token_exchange') {
-    const headers = await probeTokenCredential(upstreamCredential, pass, fail);
+    const headers = await probeTokenCredential(upstreamCredential, config.insecure_allow_http, pass, fail);
     if (headers) await probeUpstream(config, headers, pass, fail);
     else if (upstreamCredential.type === 'token_exchange') await probeUpstream(config, {}, pass, fail);
     return results;

@@ -10,8 +10,8 @@ const GRANTS = { rfc8693: 'urn:ietf:params:oauth:grant-type:token-exchange', ent
  * header the upstream probe then carries), token exchange by a request without a subject token, which
  * an endpoint that authenticated the client refuses as invalid_request (there is no user to exchange for).
  */
-export async function probeTokenCredential(config: TokenClientConfig, pass: Report, fail: Report): Promise<Record<string, string> | undefined> {
-  const endpoint = new TokenEndpoint(config);
+export async function probeTokenCredential(config: TokenClientConfig, allowHttp: boolean, pass: Report, fail: Report): Promise<Record<string, string> | undefined> {
+  const endpoint = new TokenEndpoint(config, allowHttp);
   const what = `upstream token endpoint of ${endpoint.label}`;
   try {
     for (const problem of endpoint.missing()) fail(problem.path, problem.message);

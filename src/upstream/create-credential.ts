@@ -11,6 +11,8 @@ export interface CredentialParts {
   readonly users?: UserTokenSource;
   readonly tokenMetrics?: UpstreamTokenMetrics;
   readonly logger?: Logger;
+  /** insecure_allow_http: a discovered token endpoint may then be plain http. */
+  readonly allowHttp?: boolean;
 }
 
 /** The credential the config names; each type is its own module, this only picks one. */
@@ -20,7 +22,8 @@ export function createUpstreamCredential(config: CredentialConfig, parts: Creden
     case 'token_exchange': {
       const { tokenMetrics, logger } = parts;
       if (!tokenMetrics || !logger) throw new TypeError(`an upstream credential of type ${config.type} needs its metrics and logger`);
-      return config.type === 'client_credentials' ? new MachineToken(config, tokenMetrics, logger) : new ExchangedTokens(config, tokenMetrics);
+      const allowHttp = parts.allowHttp ?? false;
+      return config.type === 'client_credentials' ? new MachineToken(config, tokenMetrics, logger, allowHttp) : new ExchangedTokens(config, tokenMetrics, allowHttp);
     }
     case 'user_token':
       return userTokenCredential(parts.users);

@@ -24,12 +24,12 @@ async function slowEndpoint(delayMs: number) {
   return server;
 }
 
-function machineToken(tokenEndpoint: string): MachineToken {
+function machineToken(tokenEndpoint: string, where: 'token_endpoint' | 'issuer' = 'token_endpoint'): MachineToken {
   process.env.WARDEN_TEST_MACHINE_SECRET = 'machine-secret';
   const config = parseConfigText(`
 resource: { url: https://mcp.example.com/mcp }
 authorization_servers: [{ issuer: https://idp.example.com }]
-upstream: { url: "http://127.0.0.1:3000", credential: { type: client_credentials, token_endpoint: "${tokenEndpoint}", client_id: w, client_secret: "\${env:WARDEN_TEST_MACHINE_SECRET}" } }
+upstream: { url: "http://127.0.0.1:3000", credential: { type: client_credentials, ${where}: "${tokenEndpoint}", client_id: w, client_secret: "\${env:WARDEN_TEST_MACHINE_SECRET}" } }
 `);
   const credential = config.upstream.credential;
   if (credential.type !== 'client_credentials') throw new Error('unexpected credential');
@@ -58,5 +58,15 @@ describe('MachineToken', () => {
     closers.push(() => endpoint.close());
     const answer = await machineToken(`${endpoint.url}/token`).headers();
     expect(answer).toMatchObject({ ok: false, problem: expect.stringContaining('answered 500') });
+  });
+
+  it('never sends its secret to a discovered token endpoint that is plain http off loopback', async () => {
+    const issuer = await startFaultyServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ issuer: `http://127.0.0.1:${new URL(`http://${req.headers.host}`).port}`, token_endpoint: 'http://idp.example.com/token' }));
+    });
+    closers.push(() => issuer.close());
+    const answer = await machineToken(issuer.url, 'issuer').headers();
+    expect(answer).toMatchObject({ ok: false, problem: expect.stringContaining('names a token_endpoint that is not https') });
   });
 });

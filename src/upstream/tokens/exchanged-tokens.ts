@@ -32,9 +32,9 @@ export class ExchangedTokens implements UpstreamCredential {
   readonly #pending = new Map<string, Promise<CredentialHeaders>>();
   readonly #grant: 'token_exchange' | 'entra_obo';
 
-  constructor(config: TokenExchangeConfig, metrics: UpstreamTokenMetrics) {
+  constructor(config: TokenExchangeConfig, metrics: UpstreamTokenMetrics, allowHttp = false) {
     this.#config = config;
-    this.#endpoint = new TokenEndpoint(config);
+    this.#endpoint = new TokenEndpoint(config, allowHttp);
     this.#header = tokenHeader(config.header);
     this.headerNames = [this.#header.name];
     this.#metrics = metrics;

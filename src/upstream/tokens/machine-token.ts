@@ -29,9 +29,9 @@ export class MachineToken implements UpstreamCredential {
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(config: ClientCredentialsConfig, metrics: UpstreamTokenMetrics, logger: Logger) {
+  constructor(config: ClientCredentialsConfig, metrics: UpstreamTokenMetrics, logger: Logger, allowHttp = false) {
     this.#config = config;
-    this.#endpoint = new TokenEndpoint(config);
+    this.#endpoint = new TokenEndpoint(config, allowHttp);
     this.#header = tokenHeader(config.header);
     this.headerNames = config.env ? [] : [this.#header.name];
     this.#metrics = metrics;

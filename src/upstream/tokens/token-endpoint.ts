@@ -3,6 +3,7 @@ import { importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { addClientCredentials } from '../../auth/client-credentials.ts';
 import { FetchFailure, fetchJson } from '../../auth/fetch-json.ts';
 import { issuerMetadataSource } from '../../auth/issuer-metadata.ts';
+import { isLoopbackHost } from '../../config/load.ts';
 import type { CredentialConfig } from '../../config/schema.ts';
 import { openSecretSource, type SecretSource } from '../../config/secret-source.ts';
 
@@ -49,7 +50,8 @@ export class TokenEndpoint {
   readonly #endpoint: () => Promise<string>;
   #signingKey: { text: string; key: CryptoKey | Uint8Array; jwk: JWK } | undefined;
 
-  constructor(config: TokenClientConfig) {
+  /** `allowHttp`: insecure_allow_http, which lets a discovered endpoint be plain http off loopback too. */
+  constructor(config: TokenClientConfig, allowHttp = false) {
     this.#config = config;
     this.#secret = config.client_secret ? openSecretSource(config.client_secret) : undefined;
     this.#privateKey = config.private_key ? openSecretSource(config.private_key, 'document') : undefined;
@@ -59,6 +61,8 @@ export class TokenEndpoint {
       : async () => {
           const endpoint = (await metadata!()).token_endpoint;
           if (typeof endpoint !== 'string') throw new TokenRequestFailure('unavailable', `the metadata of ${config.issuer} names no token_endpoint`);
+          // The secret, and for an exchange the user's token, go there: held to the rule the configured URLs meet.
+          if (!secureEnough(endpoint, allowHttp)) throw new TokenRequestFailure('unavailable', `the metadata of ${config.issuer} names a token_endpoint that is not https`);
           return endpoint;
         };
   }
@@ -144,4 +148,15 @@ export class TokenEndpoint {
     this.#signingKey = { text: text.value, key, jwk: { ...jwk, alg } };
     return this.#signingKey;
   }
+}
+
+/** https, or http to a loopback host (or anywhere, with insecure_allow_http); no other scheme. */
+function secureEnough(endpoint: string, allowHttp: boolean): boolean {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return false;
+  }
+  return url.protocol === 'https:' || (url.protocol === 'http:' && (allowHttp || isLoopbackHost(url.hostname)));
 }

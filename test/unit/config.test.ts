@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/errors.ts';
 import { loadConfigFile, parseConfigText } from '../../src/config/load.ts';
+import { problemsOf } from '../helpers/config-problems.ts';
 
 const minimal = `
 resource: { url: https://mcp.example.com/mcp }
@@ -11,15 +11,6 @@ authorization_servers: [{ issuer: https://idp.example.com }]
 upstream: { url: http://127.0.0.1:3000 }
 `;
 
-function problemsOf(text: string): Array<{ path: string; message: string }> {
-  try {
-    parseConfigText(text);
-  } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems];
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('config', () => {
   it('fills safe defaults around the three required keys', () => {

@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/errors.ts';
 import { parseConfigText } from '../../src/config/load.ts';
+import { problemsOf } from '../helpers/config-problems.ts';
 
 const head = `
 resource: { url: https://mcp.example.com/mcp }
 authorization_servers: [{ issuer: https://idp.example.com }]
 `;
 
-function problemsOf(text: string): Array<{ path: string; message: string }> {
-  try {
-    parseConfigText(text);
-  } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems];
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('stdio upstream config', () => {
   it('fills the process bounds and the environment allowlist for a command', () => {

@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/errors.ts';
 import { parseConfigText } from '../../src/config/load.ts';
+import { problemsOf } from '../helpers/config-problems.ts';
 
 const head = `
 resource: { url: https://mcp.example.com/mcp }
 authorization_servers: [{ issuer: https://idp.example.com }]
 `;
 
-function problemsOf(text: string): Array<{ path: string; message: string }> {
-  try {
-    parseConfigText(text);
-  } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems];
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 const http = (credential: string) => `${head}upstream: { url: "http://127.0.0.1:3000", credential: ${credential} }`;
 

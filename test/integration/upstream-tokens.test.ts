@@ -138,8 +138,12 @@ describe('token exchange (RFC 8693): the user’s token for one minted for the u
 
   it('answers 403 when the exchange is refused (invalid_grant) and 503 when the endpoint is down; nothing reaches the upstream', async () => {
     await start();
-    const refused = await call(await validToken(stack!, { sub: 'denied-bob' }));
+    const bob = await validToken(stack!, { sub: 'denied-bob' });
+    const refused = await call(bob);
     expect(refused.status).toBe(403);
+    // The refusal is remembered for that token: a second request makes no second exchange.
+    expect((await call(bob)).status).toBe(403);
+    expect(stack!.as.tokenRequests(TOKEN_EXCHANGE_GRANT)).toBe(1);
     expect(refused.headers.get('www-authenticate')).toBeNull();
     expect(await refused.json()).toEqual({ error: 'upstream_access_denied', error_description: 'the upstream credential for this user was refused by the authorization server' });
     stack!.as.failTokenEndpoint('down');
@@ -190,6 +194,31 @@ describe('Entra ID on-behalf-of', () => {
       expect(upstreamBearers()).toEqual(['Bearer obo-access-token-for-alice']);
     } finally {
       await recorder.close();
+    }
+  });
+});
+
+describe('token exchange refused for a reason of the setup', () => {
+  it('answers 503 for an OAuth error other than invalid_grant, and asks again for that token only after a while', async () => {
+    const endpoint = await startFaultyServer((req, res) => {
+      req.resume();
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'invalid_scope', error_description: 'no such scope' }));
+    });
+    try {
+      process.env.WARDEN_TEST_EXCHANGE_SECRET = 'exchange-secret-value';
+      stack = await startStack((base) => ({
+        ...base,
+        upstream: { url: (base.upstream as { url: string }).url, credential: { type: 'token_exchange', token_endpoint: `${endpoint.url}/token`, client_id: 'w', client_secret: '${env:WARDEN_TEST_EXCHANGE_SECRET}', audience: 'legacy' } },
+      }));
+      const token = await validToken(stack, { sub: 'dave' });
+      expect((await call(token)).status).toBe(503);
+      expect((await call(token)).status).toBe(503);
+      expect(endpoint.hits).toBe(1);
+      expect(stack.mcp.requests).toHaveLength(0);
+      expect(stack.logs).toContainEqual(expect.objectContaining({ msg: 'upstream credential unavailable', problem: expect.stringContaining('invalid_scope') }));
+    } finally {
+      await endpoint.close();
     }
   });
 });

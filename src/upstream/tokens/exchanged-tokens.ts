@@ -11,7 +11,7 @@ type TokenExchangeConfig = Extract<TokenClientConfig, { type: 'token_exchange' }
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-/** A refused exchange is remembered this long, so one user cannot turn every request into a token request. */
+/** A refused exchange is remembered this long for its token, so one user cannot turn every request into a token request. */
 const REFUSAL_TTL_MS = 30_000;
 
 /**
@@ -82,13 +82,14 @@ export class ExchangedTokens implements UpstreamCredential {
     } catch (error) {
       const failure = error instanceof TokenRequestFailure ? error : new TokenRequestFailure('unavailable', (error as Error).message);
       this.#metrics.request(this.#endpoint.label, this.#grant, failure.kind);
-      if (failure.kind === 'refused' && failure.oauthError === 'invalid_grant') {
-        const refusal: CredentialHeaders = { ok: false, refused: true, problem: failure.message };
-        const ttl = Math.min(REFUSAL_TTL_MS, inboundEnd - Date.now());
-        if (ttl > 0) this.#issued.set(key, refusal, { ttl });
-        return refusal;
-      }
-      return { ok: false, problem: `token exchange failed: ${failure.message}` };
+      if (failure.kind !== 'refused') return { ok: false, problem: `token exchange failed: ${failure.message}` };
+      // invalid_grant is about this user (403); any other OAuth error about our setup (503). Both are
+      // remembered a while, so that a refused token does not turn every request into a token request.
+      const refusal: CredentialHeaders =
+        failure.oauthError === 'invalid_grant' ? { ok: false, refused: true, problem: failure.message } : { ok: false, problem: `token exchange refused: ${failure.message}` };
+      const ttl = Math.min(REFUSAL_TTL_MS, inboundEnd - Date.now());
+      if (ttl > 0) this.#issued.set(key, refusal, { ttl });
+      return refusal;
     }
   }
 

@@ -1,4 +1,4 @@
-import { TokenEndpoint, TokenRequestFailure, type TokenClientConfig } from '../upstream/tokens/token-endpoint.ts';
+import { grantForm, TokenEndpoint, TokenRequestFailure, type TokenClientConfig } from '../upstream/tokens/token-endpoint.ts';
 import { tokenHeader } from '../upstream/tokens/bearer-header.ts';
 
 type Report = (what: string, detail: string) => void;
@@ -16,11 +16,7 @@ export async function probeTokenCredential(config: TokenClientConfig, allowHttp:
   try {
     for (const problem of endpoint.missing()) fail(problem.path, problem.message);
     if (config.type === 'client_credentials') {
-      const form = new URLSearchParams({ grant_type: 'client_credentials' });
-      if (config.scope.length > 0) form.set('scope', config.scope.join(' '));
-      if (config.resource) form.set('resource', config.resource);
-      if (config.audience) form.set('audience', config.audience);
-      const token = await endpoint.request(form);
+      const token = await endpoint.request(grantForm({ grant_type: 'client_credentials' }, config));
       pass(what, `client ${config.client_id} got a token (${config.auth_method}), valid for ${Math.round((token.expiresAt - Date.now()) / 1000)} s`);
       const header = tokenHeader(config.header);
       return { [header.name]: header.value(token.accessToken) };

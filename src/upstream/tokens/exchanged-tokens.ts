@@ -4,7 +4,7 @@ import { tokenDigest } from '../../auth/token-digest.ts';
 import type { UpstreamTokenMetrics } from '../../observability/upstream-token-metrics.ts';
 import type { CredentialHeaders, UpstreamCredential } from '../credential.ts';
 import { tokenHeader } from './bearer-header.ts';
-import { TokenEndpoint, TokenRequestFailure, type TokenClientConfig } from './token-endpoint.ts';
+import { grantForm, TokenEndpoint, TokenRequestFailure, type TokenClientConfig } from './token-endpoint.ts';
 
 type TokenExchangeConfig = Extract<TokenClientConfig, { type: 'token_exchange' }>;
 
@@ -95,15 +95,10 @@ export class ExchangedTokens implements UpstreamCredential {
 
   /** The grant's own parameters; the client's authentication is added by the endpoint. */
   #form(token: string): URLSearchParams {
-    const { scope, audience, resource } = this.#config;
     if (this.#config.profile === 'entra_obo') {
-      // Entra ID's on-behalf-of request, as Microsoft documents it (v2.0 token endpoint).
-      return new URLSearchParams({ grant_type: JWT_BEARER, assertion: token, scope: scope.join(' '), requested_token_use: 'on_behalf_of' });
+      // Entra ID's on-behalf-of request, as Microsoft documents it (v2.0 token endpoint): the scope names the upstream.
+      return new URLSearchParams({ grant_type: JWT_BEARER, assertion: token, scope: this.#config.scope.join(' '), requested_token_use: 'on_behalf_of' });
     }
-    const form = new URLSearchParams({ grant_type: TOKEN_EXCHANGE, subject_token: token, subject_token_type: ACCESS_TOKEN_TYPE, requested_token_type: this.#config.requested_token_type });
-    if (audience) form.set('audience', audience);
-    if (resource) form.set('resource', resource);
-    if (scope.length > 0) form.set('scope', scope.join(' '));
-    return form;
+    return grantForm({ grant_type: TOKEN_EXCHANGE, subject_token: token, subject_token_type: ACCESS_TOKEN_TYPE, requested_token_type: this.#config.requested_token_type }, this.#config);
   }
 }

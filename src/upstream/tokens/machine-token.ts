@@ -2,7 +2,7 @@ import type { Logger } from '../../observability/logger.ts';
 import type { UpstreamTokenMetrics } from '../../observability/upstream-token-metrics.ts';
 import type { CredentialHeaders, UpstreamCredential } from '../credential.ts';
 import { tokenHeader } from './bearer-header.ts';
-import { TokenEndpoint, TokenRequestFailure, type IssuedToken, type TokenClientConfig } from './token-endpoint.ts';
+import { grantForm, TokenEndpoint, TokenRequestFailure, type IssuedToken, type TokenClientConfig } from './token-endpoint.ts';
 
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
@@ -83,12 +83,8 @@ export class MachineToken implements UpstreamCredential {
   }
 
   async #request(): Promise<IssuedToken> {
-    const form = new URLSearchParams({ grant_type: 'client_credentials' });
-    if (this.#config.scope.length > 0) form.set('scope', this.#config.scope.join(' '));
-    if (this.#config.resource) form.set('resource', this.#config.resource);
-    if (this.#config.audience) form.set('audience', this.#config.audience);
     try {
-      const token = await this.#endpoint.request(form);
+      const token = await this.#endpoint.request(grantForm({ grant_type: 'client_credentials' }, this.#config));
       this.#metrics.request(this.#endpoint.label, 'client_credentials', 'ok');
       this.#current = token;
       return token;

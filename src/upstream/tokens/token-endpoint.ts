@@ -22,6 +22,18 @@ export interface IssuedToken {
 }
 
 /**
+ * A grant's form with what the config says the token is for: `scope` (space-separated), `resource`
+ * (RFC 8707) and `audience`, each only when configured.
+ */
+export function grantForm(grant: Record<string, string>, config: Pick<TokenClientConfig, 'scope' | 'resource' | 'audience'>): URLSearchParams {
+  const form = new URLSearchParams(grant);
+  if (config.scope.length > 0) form.set('scope', config.scope.join(' '));
+  if (config.resource) form.set('resource', config.resource);
+  if (config.audience) form.set('audience', config.audience);
+  return form;
+}
+
+/**
  * Why no token came: the authorization server refused this request (`refused`, with its OAuth error
  * code: invalid_grant means the user may not have one), or could not be asked (`unavailable`).
  */

@@ -9,6 +9,7 @@ import type { Config } from '../config/schema.ts';
 import { openSecretSource } from '../config/secret-source.ts';
 import { buildProtectedResourceMetadata } from '../metadata/protected-resource.ts';
 import { createUpstreamCredential } from '../upstream/create-credential.ts';
+import { PROBE_INITIALIZE } from './probe-initialize.ts';
 import { probeStdioUpstream } from './stdio-probe.ts';
 import { probeTokenCredential } from './token-probe.ts';
 
@@ -147,12 +148,7 @@ async function probeUpstream(
   fail: (what: string, detail: string) => void,
 ): Promise<void> {
   const target = new URL(new URL(config.resource.url).pathname, config.upstream.url!).href;
-  const body = JSON.stringify({
-    jsonrpc: '2.0',
-    id: 1,
-    method: 'initialize',
-    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'mcp-warden check', version: '1' } },
-  });
+  const body = JSON.stringify(PROBE_INITIALIZE);
   try {
     const response = await request(target, {
       method: 'POST',

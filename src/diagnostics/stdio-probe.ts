@@ -6,6 +6,7 @@ import type { StdioSettings } from '../config/upstream-schema.ts';
 import { StdioMetrics } from '../observability/stdio-metrics.ts';
 import { ChildEnvironments } from '../upstream/stdio/child-environment.ts';
 import { McpChild } from '../upstream/stdio/child-process.ts';
+import { PROBE_INITIALIZE } from './probe-initialize.ts';
 
 type Report = (what: string, detail: string) => void;
 
@@ -26,7 +27,7 @@ export async function probeStdioUpstream(settings: StdioSettings, credential: Cr
   let exit = '';
   const child = new McpChild(settings, environment.env, pino({ level: 'silent' }), new StdioMetrics(new Registry(), () => 0), {
     onMessage: (message) => {
-      if ((isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id === 1) answered(message);
+      if ((isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id === PROBE_INITIALIZE.id) answered(message);
     },
     onExit: ({ code, signal, spawnError }) => {
       exit = spawnError ? `could not start (${spawnError})` : `exited (code ${code}, signal ${signal})`;
@@ -34,7 +35,7 @@ export async function probeStdioUpstream(settings: StdioSettings, credential: Cr
     },
   });
   const timer = setTimeout(() => answered(undefined), settings.startup_timeout);
-  child.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'mcp-warden check', version: '1' } } });
+  child.send(PROBE_INITIALIZE);
   const message = await answer;
   clearTimeout(timer);
   // Only an exit before the answer (or its absence) explains it; the one end() causes does not.

@@ -5,6 +5,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { StdioWarden } from './targets.ts';
 
 /** Connecting means a spawn and initialize (and over HTTP, a token check): generous, but bounded. */
@@ -48,10 +49,8 @@ export interface ThroughputWindow {
 /** A CPU clock of the process of interest (mcp-warden), in microseconds. */
 export type CpuProbe = () => number;
 
-/** The stdio server spawned by the SDK's client transport, with the environment mcp-warden would give it. */
-export async function openDirect(command: readonly string[], env: Record<string, string>, cwd: string, children: ChildRegistry): Promise<Session> {
-  const [program, ...args] = command as [string, ...string[]];
-  const transport = new StdioClientTransport({ command: program, args, env, cwd, stderr: 'ignore' });
+/** The SDK's client on `transport`, connected within the bound; closed again if it could not connect. */
+async function connected(transport: Transport): Promise<Client> {
   const client = new Client({ name: 'mcp-warden-bench', version: '1.0.0' });
   try {
     await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
@@ -59,6 +58,14 @@ export async function openDirect(command: readonly string[], env: Record<string,
     await client.close().catch(() => undefined);
     throw error;
   }
+  return client;
+}
+
+/** The stdio server spawned by the SDK's client transport, with the environment mcp-warden would give it. */
+export async function openDirect(command: readonly string[], env: Record<string, string>, cwd: string, children: ChildRegistry): Promise<Session> {
+  const [program, ...args] = command as [string, ...string[]];
+  const transport = new StdioClientTransport({ command: program, args, env, cwd, stderr: 'ignore' });
+  const client = await connected(transport);
   const pid = transport.pid;
   if (pid !== null) children.add(pid);
   return {
@@ -74,13 +81,7 @@ export async function openDirect(command: readonly string[], env: Record<string,
 /** A session through mcp-warden: the same client over Streamable HTTP, the token in every request. */
 export async function openProxied(warden: StdioWarden, token: string): Promise<Session> {
   const transport = new StreamableHTTPClientTransport(new URL(warden.url), { requestInit: { headers: { authorization: `Bearer ${token}` } } });
-  const client = new Client({ name: 'mcp-warden-bench', version: '1.0.0' });
-  try {
-    await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
-  } catch (error) {
-    await client.close().catch(() => undefined);
-    throw error;
-  }
+  const client = await connected(transport);
   return {
     call: () => timedCall(client),
     close: async () => {

@@ -25,7 +25,6 @@ export interface UpstreamCredential {
   close(): void;
 }
 
-
 /** Per-user tokens, looked up by the principal's subject (the broker's user tokens). */
 export interface UserTokenSource {
   readonly issuer: string;

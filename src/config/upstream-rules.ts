@@ -13,7 +13,7 @@ export function upstreamProblems(upstream: UpstreamConfig): ConfigProblem[] {
 function upstreamKindProblems(upstream: UpstreamConfig): ConfigProblem[] {
   const { credential, stdio } = upstream;
   if (!stdio) {
-    return credential.type === 'env' ? [{ path: 'upstream.credential.type', message: 'env is for a stdio upstream (command); an HTTP upstream takes header or bearer' }] : [];
+    return credential.type === 'env' ? [{ path: 'upstream.credential.type', message: 'env is for a stdio upstream (command); an HTTP upstream takes header, bearer, client_credentials or token_exchange' }] : [];
   }
   const problems: ConfigProblem[] = [];
   // token_exchange is refused below, with its reason.
@@ -35,7 +35,6 @@ function upstreamKindProblems(upstream: UpstreamConfig): ConfigProblem[] {
   for (const name of stdio.env_passthrough) claim(`upstream.env_passthrough`, name);
   return problems;
 }
-
 
 /** A token credential needs one place to get tokens and the means to authenticate there, and fits its upstream kind. */
 function tokenCredentialProblems(credential: Credential, stdio: boolean): ConfigProblem[] {

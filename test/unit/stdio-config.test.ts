@@ -67,7 +67,7 @@ describe('stdio upstream config', () => {
     expect(problemsOf(`${head}upstream: { command: [server], identity_headers: { X-Sub: sub } }`)).toContainEqual({ path: 'upstream.identity_headers', message: 'a stdio upstream gets no headers: use identity_env' });
     expect(problemsOf(`${head}upstream: { url: "http://127.0.0.1:3000", credential: { type: env, name: K, value: "\${env:X}" } }`)).toContainEqual({
       path: 'upstream.credential.type',
-      message: 'env is for a stdio upstream (command); an HTTP upstream takes header or bearer',
+      message: 'env is for a stdio upstream (command); an HTTP upstream takes header, bearer, client_credentials or token_exchange',
     });
   });
 

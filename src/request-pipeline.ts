@@ -12,20 +12,22 @@ import { publicRoutes } from './pipeline/public-routes.ts';
 import { screen } from './pipeline/screen.ts';
 import { settle } from './pipeline/settle.ts';
 import { chain } from './pipeline/step.ts';
+import { watchAnswers } from './pipeline/watch-answers.ts';
 import { sendJson } from './proxy/respond.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * The way every request on the main port goes: Host, then metadata and preflight (no token), then
- * Origin, the token, scopes, the session's owner and, when rules need it, the JSON-RPC body, before
- * anything reaches the upstream. Deny by default.
+ * Origin, the token, scopes, the session's owner and, when rules or the audit need it, the JSON-RPC
+ * body, before anything reaches the upstream; then what of the answers must be read on their way back.
+ * Deny by default.
  *
  * A token seen before is answered without a promise, and a request that needs no body is forwarded in
  * the same turn it arrived: every promise, listener and closure per request showed in the profile.
  */
 export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
-  const handle = chain(parts, [screen, publicRoutes, checkOrigin, authenticate, admit, inspect, credential], forward);
+  const handle = chain(parts, [screen, publicRoutes, checkOrigin, authenticate, admit, inspect, watchAnswers, credential], forward);
   const finish = settle(parts);
   const { inFlight, logger } = parts;
 

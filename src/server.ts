@@ -15,6 +15,7 @@ import { Policy } from './mcp/policy.ts';
 import { SessionBinding } from './mcp/session-binding.ts';
 import { buildProtectedResourceMetadata } from './metadata/protected-resource.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
+import { McpMetrics } from './observability/mcp-metrics.ts';
 import { Metrics } from './observability/metrics.ts';
 import { UpstreamTokenMetrics } from './observability/upstream-token-metrics.ts';
 import { limitConnections } from './proxy/connection-limits.ts';
@@ -120,6 +121,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     metrics,
     logger,
     inFlight,
+    mcpMetrics: new McpMetrics(metrics.registry),
     streams: new StreamSlots({ total: config.limits.max_streams, perPrincipal: config.limits.max_streams_per_principal }),
   });
 

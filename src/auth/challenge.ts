@@ -3,13 +3,15 @@ import type { AuthFailureReason } from './failure.ts';
 type ErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
 
 interface ReasonRow {
-  readonly status: 400 | 401 | 403 | 404 | 413 | 415 | 421 | 429 | 431 | 503;
+  readonly status: 200 | 400 | 401 | 403 | 404 | 413 | 415 | 421 | 429 | 431 | 503;
   /** RFC 6750 §3.1 code; absent when the request carried no credentials (§3: no error info then). */
   readonly error?: ErrorCode;
   /** Fixed text: never built from the request, so it can never echo a token. */
   readonly description: string;
   /** A refusal of the request, not the token: no Bearer challenge, since a new token would not help. */
   readonly request?: true;
+  /** The refusal is the MCP server's to make, and MCP defines it as this JSON-RPC error: the body is that error. */
+  readonly rpcCode?: number;
 }
 
 /** The one table from failure reason to what the client sees. */
@@ -43,7 +45,8 @@ export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
   body_too_large: { status: 413, request: true, description: 'request body too large to inspect' },
   unsupported_media_type: { status: 415, request: true, description: 'JSON-RPC requests must be application/json' },
   unreadable_body: { status: 400, request: true, description: 'the body is not a JSON-RPC message the proxy can judge' },
-  header_mismatch: { status: 400, request: true, description: 'Mcp-Method or Mcp-Name does not match the body' },
+  // SEP-2243's HeaderMismatch, as the MCP server itself would answer it.
+  header_mismatch: { status: 400, request: true, rpcCode: -32020, description: 'Mcp-Method or Mcp-Name does not match the body' },
   malformed_request: { status: 400, request: true, description: 'malformed request' },
   ambiguous_path: { status: 400, request: true, description: 'the request path is ambiguous' },
   too_many_headers: { status: 431, request: true, description: 'too many request headers' },
@@ -55,6 +58,8 @@ export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
   unusable_claim: { status: 403, request: true, description: 'an identity claim of this token cannot be passed to the MCP server' },
   // The token exchange answered invalid_grant: the authorization server will not issue this user a token for the upstream.
   upstream_access_denied: { status: 403, request: true, description: 'the upstream credential for this user was refused by the authorization server' },
+  // Outside `policy.expose`: no scope would help, so the client hears what the upstream says of a name it does not have (pipeline/unexposed.ts).
+  not_exposed: { status: 200, request: true, description: 'unknown tool, prompt or resource' },
 };
 
 export const RETRY_AFTER_SECONDS = 5;
@@ -69,6 +74,8 @@ export interface ChallengeContext {
   readonly resourceMetadataUrl: string;
   /** Scopes named in the challenge: required ones for 401, what the request needs for 403. */
   readonly scope: readonly string[];
+  /** The id of the JSON-RPC request refused, for a refusal answered as a JSON-RPC error (null when unknown). */
+  readonly rpcId?: string | number | null;
 }
 
 /**
@@ -83,6 +90,9 @@ export function challengeFor(reason: AuthFailureReason, context: ChallengeContex
     return { status: 503, headers, body: JSON.stringify({ error: 'temporarily_unavailable', error_description: row.description }) };
   }
   if (row.status === 429) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
+  if (row.rpcCode !== undefined) {
+    return { status: row.status, headers, body: JSON.stringify({ jsonrpc: '2.0', id: context.rpcId ?? null, error: { code: row.rpcCode, message: row.description } }) };
+  }
   if (row.request) {
     const error = reason.startsWith('session_') ? 'session_not_found' : reason;
     return { status: row.status, headers, body: JSON.stringify({ error, error_description: row.description }) };

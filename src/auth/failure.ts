@@ -40,6 +40,7 @@ export const AUTH_FAILURE_REASONS = [
   'too_many_processes',
   'unusable_claim',
   'upstream_access_denied',
+  'not_exposed',
 ] as const;
 
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];

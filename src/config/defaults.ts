@@ -19,6 +19,7 @@ export const DEFAULTS = {
   cacheMaxTtl: '5m',
   cacheNegativeTtl: '10s',
   maxBodyBytes: 4 * 1024 * 1024,
+  maxResponseBytes: 4 * 1024 * 1024,
   sessionMaxEntries: 10_000,
   sessionIdleTtl: '24h',
   maxHeaderBytes: 16 * 1024,

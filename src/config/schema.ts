@@ -119,6 +119,27 @@ const policy = z
     challenge_scope: z.enum(['granted_and_required', 'required']).default('granted_and_required'),
     /** Largest JSON-RPC body read for the rules; larger ones get 413. */
     max_body_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(DEFAULTS.maxBodyBytes),
+    /**
+     * Only these are listed and callable (globs); a kind left out is not limited. Anything else is hidden
+     * from lists and answered as unknown at call time.
+     */
+    expose: z
+      .strictObject({
+        tools: z.array(z.string().min(1)).optional(),
+        prompts: z.array(z.string().min(1)).optional(),
+        /** URIs of resources; a resource template is matched by its `uriTemplate` as written. */
+        resources: z.array(z.string().min(1)).optional(),
+      })
+      .default({}),
+    /** Largest list response (or SSE event) read to be filtered, and tool call answer read for the audit line. */
+    max_response_bytes: z.number().int().min(1024).max(256 * 1024 * 1024).default(DEFAULTS.maxResponseBytes),
+  })
+  .prefault({});
+
+const audit = z
+  .strictObject({
+    /** One `tool call` line per tools/call, prompts/get and resources/read: who, what, the decision and the upstream's outcome. */
+    tool_calls: z.boolean().default(true),
   })
   .prefault({});
 
@@ -177,6 +198,7 @@ export const configSchema = z.strictObject({
   upstream,
   cors,
   policy,
+  audit,
   sessions,
   logging,
   lifecycle,

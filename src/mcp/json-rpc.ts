@@ -1,22 +1,32 @@
+export type RpcId = string | number | null;
+
 /** What policy needs to know of one JSON-RPC message a client sent. */
 export interface PeekedMessage {
   /** Absent for responses (a client answering a server request). */
   readonly method: string | undefined;
-  /** `params.name` of tools/call and prompts/get, `params.uri` of resources/read. */
+  /** `params.name` of tools/call and prompts/get, `params.uri` of resources/read, `params.taskId` of tasks/get, tasks/update and tasks/cancel. */
   readonly target: string | undefined;
+  /** Absent for notifications: nothing will answer them. */
+  readonly id?: RpcId;
+  /** `params.arguments` of tools/call and prompts/get, for the audit line's hash only: never logged. */
+  readonly arguments?: unknown;
 }
 
 export type PeekResult = { ok: true; messages: readonly PeekedMessage[]; batch: boolean } | { ok: false; problem: string };
 
-const TARGET_MEMBER: ReadonlyMap<string, 'name' | 'uri'> = new Map([
+/** What a message acts on: the value 2026-07-28 clients repeat in `Mcp-Name`. */
+const TARGET_MEMBER: ReadonlyMap<string, 'name' | 'uri' | 'taskId'> = new Map([
   ['tools/call', 'name'],
   ['prompts/get', 'name'],
   ['resources/read', 'uri'],
+  ['tasks/get', 'taskId'],
+  ['tasks/update', 'taskId'],
+  ['tasks/cancel', 'taskId'],
 ]);
 
 /** Member names the decision rests on, at the message level and inside params. */
 const MESSAGE_MEMBERS = ['method', 'params'];
-const PARAMS_MEMBERS = ['name', 'uri'];
+const PARAMS_MEMBERS = ['name', 'uri', 'taskId'];
 
 /**
  * Go's encoding/json (and so Go MCP servers) matches member names case-insensitively, folding ſ to s and
@@ -26,7 +36,7 @@ const PARAMS_MEMBERS = ['name', 'uri'];
 function hasLookAlike(object: object, members: readonly string[]): boolean {
   return Object.keys(object).some((key) => {
     const folded = key.toLowerCase().replaceAll('ſ', 's');
-    return members.includes(folded) && !members.includes(key);
+    return members.some((member) => member.toLowerCase() === folded) && !members.includes(key);
   });
 }
 
@@ -48,10 +58,10 @@ export function peekJsonRpc(body: Buffer): PeekResult {
   for (const item of items) {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) return { ok: false, problem: 'a batch member is not an object' };
     if (hasLookAlike(item, MESSAGE_MEMBERS)) return { ok: false, problem: 'a member name differs from method or params only in case' };
-    const { method, params } = item as { method?: unknown; params?: unknown };
+    const { method, params, id } = item as { method?: unknown; params?: unknown; id?: unknown };
     if (method !== undefined && typeof method !== 'string') return { ok: false, problem: 'method is not a string' };
     if (typeof params === 'object' && params !== null && hasLookAlike(params, PARAMS_MEMBERS)) {
-      return { ok: false, problem: 'a params member name differs from name or uri only in case' };
+      return { ok: false, problem: 'a params member name differs from name, uri or taskId only in case' };
     }
     const member = method === undefined ? undefined : TARGET_MEMBER.get(method);
     let target: string | undefined;
@@ -60,7 +70,9 @@ export function peekJsonRpc(body: Buffer): PeekResult {
       if (typeof value !== 'string') return { ok: false, problem: `${method} without a string params.${member}` };
       target = value;
     }
-    messages.push({ method, target });
+    const rpcId = typeof id === 'string' || typeof id === 'number' || id === null ? id : undefined;
+    const takesArguments = method === 'tools/call' || method === 'prompts/get';
+    messages.push(takesArguments ? { method, target, id: rpcId, arguments: (params as { arguments?: unknown }).arguments } : { method, target, id: rpcId });
   }
   return { ok: true, messages, batch };
 }

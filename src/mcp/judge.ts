@@ -1,21 +1,33 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AuthFailureReason } from '../auth/failure.ts';
-import { peekJsonRpc } from './json-rpc.ts';
+import { peekJsonRpc, type RpcId } from './json-rpc.ts';
 import type { Policy, PolicyDecision } from './policy.ts';
 import { headerBodyMismatch } from './request-headers.ts';
 
 export type Judgement =
-  | { readonly allowed: true; readonly decision: PolicyDecision }
-  | { readonly allowed: false; readonly reason: AuthFailureReason; readonly detail: string; readonly decision?: PolicyDecision };
+  | { readonly allowed: true; readonly decision: PolicyDecision; readonly batch: boolean }
+  | {
+      readonly allowed: false;
+      readonly reason: AuthFailureReason;
+      readonly detail: string;
+      readonly decision?: PolicyDecision;
+      readonly batch?: boolean;
+      /** The refused message's id, for an answer in JSON-RPC. */
+      readonly rpcId?: RpcId;
+    };
 
 /** Decides a JSON-RPC body against the rules: it must be readable, agree with its headers, and be allowed whole. */
 export function judgeBody(headers: IncomingHttpHeaders, body: Buffer, granted: ReadonlySet<string>, policy: Policy): Judgement {
   const peeked = peekJsonRpc(body);
   if (!peeked.ok) return { allowed: false, reason: 'unreadable_body', detail: peeked.problem };
   const mismatch = headerBodyMismatch(headers, peeked.messages, peeked.batch);
-  if (mismatch) return { allowed: false, reason: 'header_mismatch', detail: mismatch };
+  if (mismatch) return { allowed: false, reason: 'header_mismatch', detail: mismatch, rpcId: peeked.batch ? null : (peeked.messages[0]?.id ?? null) };
   const decision = policy.decide(peeked.messages, granted);
-  return decision.allowed ? { allowed: true, decision } : { allowed: false, reason: 'insufficient_scope', detail: 'a message needs more scope', decision };
+  const { batch } = peeked;
+  if (decision.allowed) return { allowed: true, decision, batch };
+  // Something not exposed does not exist for the caller, whatever else the request lacks.
+  if (decision.messages.some((message) => !message.exposed)) return { allowed: false, reason: 'not_exposed', detail: 'a message names something not exposed', decision, batch };
+  return { allowed: false, reason: 'insufficient_scope', detail: 'a message needs more scope', decision, batch };
 }
 
 /** MCP's JSON-RPC POSTs are application/json; anything else cannot be judged, so it is not forwarded. */

@@ -9,6 +9,8 @@ export interface MessageDecision {
   readonly rule: string | undefined;
   readonly needed: readonly string[];
   readonly missing: readonly string[];
+  /** False when `policy.expose` hides the target: the caller is told it does not exist, whatever its scopes. */
+  readonly exposed: boolean;
 }
 
 export interface PolicyDecision {
@@ -25,11 +27,20 @@ interface CompiledRule {
   readonly scopes: readonly string[];
 }
 
-/** Rules and the scope hierarchy, compiled once at startup. */
+/** The method that uses what a list names, and the `policy.expose` key that limits it. */
+const EXPOSE_KEY: ReadonlyMap<string, 'tools' | 'prompts' | 'resources'> = new Map([
+  ['tools/call', 'tools'],
+  ['prompts/get', 'prompts'],
+  ['resources/read', 'resources'],
+]);
+
+/** Rules, the scope hierarchy and the allowlist, compiled once at startup. */
 export class Policy {
   readonly #rules: readonly CompiledRule[];
   readonly #required: readonly string[];
   readonly #implies: ReadonlyMap<string, readonly string[]>;
+  /** Per call method, whether a target is in `policy.expose`; a method without an entry is not limited. */
+  readonly #expose: ReadonlyMap<string, (target: string) => boolean>;
 
   constructor(config: Config) {
     this.#required = config.tokens.required_scopes;
@@ -43,11 +54,28 @@ export class Policy {
         scopes: rule.scopes,
       };
     });
+    const expose = new Map<string, (target: string) => boolean>();
+    for (const [method, key] of EXPOSE_KEY) {
+      const globs = config.policy.expose[key]?.map(compileGlob);
+      if (globs) expose.set(method, (target) => globs.some((matches) => matches(target)));
+    }
+    this.#expose = expose;
   }
 
-  /** Bodies need reading only when some rule could look at them. */
+  /** Bodies need reading only when some rule or the allowlist could look at them. */
   get inspectsBodies(): boolean {
-    return this.#rules.length > 0;
+    return this.#rules.length > 0 || this.#expose.size > 0;
+  }
+
+  /** Whether two callers can be shown different entries of this kind: some rule could speak on its call method. */
+  variesByCaller(callMethod: string): boolean {
+    return this.#rules.some((rule) => rule.method(callMethod));
+  }
+
+  /** Whether anything of this kind could be hidden from a caller with these (effective) scopes; false only when nothing can. */
+  mayHide(callMethod: string, effective: ReadonlySet<string>): boolean {
+    if (this.#expose.has(callMethod)) return true;
+    return this.#rules.some((rule) => rule.method(callMethod) && rule.scopes.some((scope) => !effective.has(scope)));
   }
 
   /** The granted scopes plus everything they imply, transitively (2026-07-28 §11.1.2). */
@@ -76,16 +104,23 @@ export class Policy {
   /** Judges every message; one denied message denies the request, and the challenge names all needs. */
   decide(messages: readonly PeekedMessage[], granted: ReadonlySet<string>): PolicyDecision {
     const effective = this.effectiveScopes(granted);
-    const decisions = messages.map((message): MessageDecision => {
-      const rule = message.method === undefined ? undefined : this.#rules.find((candidate) => this.#matches(candidate, message));
-      const needed = [...new Set([...this.#required, ...(rule?.scopes ?? [])])];
-      return { message, rule: rule?.label, needed, missing: needed.filter((scope) => !effective.has(scope)) };
-    });
+    const decisions = messages.map((message) => this.decideMessage(message, effective));
     return {
-      allowed: decisions.every((decision) => decision.missing.length === 0),
+      allowed: decisions.every((decision) => decision.exposed && decision.missing.length === 0),
       needed: [...new Set(decisions.flatMap((decision) => decision.needed))],
       messages: decisions,
     };
+  }
+
+  /**
+   * Judges one message against scopes already widened by `effectiveScopes`. The one decision for a call
+   * and for the list entry naming what it would call, so a list never shows what a call would refuse.
+   */
+  decideMessage(message: PeekedMessage, effective: ReadonlySet<string>): MessageDecision {
+    const rule = message.method === undefined ? undefined : this.#rules.find((candidate) => this.#matches(candidate, message));
+    const needed = rule ? [...new Set([...this.#required, ...rule.scopes])] : this.#required;
+    const exposed = message.method === undefined || message.target === undefined || (this.#expose.get(message.method)?.(message.target) ?? true);
+    return { message, rule: rule?.label, needed, missing: needed.filter((scope) => !effective.has(scope)), exposed };
   }
 
   #matches(rule: CompiledRule, message: PeekedMessage): boolean {

@@ -1,8 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Principal } from '../auth/principal.ts';
+import type { PolicyDecision } from '../mcp/policy.ts';
+import type { ToolCallAudit } from '../observability/tool-call-audit.ts';
 import type { Outcome } from '../observability/metrics.ts';
-import type { UpstreamOutcome } from '../upstream/upstream.ts';
+import type { AnswerWatch, UpstreamOutcome } from '../upstream/upstream.ts';
 
 /**
  * One request on its way: what each stage decided for the ones after it, and what the access log line
@@ -25,6 +27,15 @@ export class Access {
   credential: Record<string, string> | undefined = undefined;
   /** The JSON-RPC methods of the request, and the first message's target, when known. */
   rpc: { methods: ReadonlyArray<string | undefined>; target: string | undefined } | undefined = undefined;
+  /** What policy decided of each message of a body that was read, and whether the body was a batch. */
+  decision: PolicyDecision | undefined = undefined;
+  batch = false;
+  /** The JSON-RPC id a refusal answered in JSON-RPC names. */
+  rpcId: string | number | null = null;
+  /** The audit lines of the request's tool calls, written as their answers come. */
+  toolCalls: ToolCallAudit | undefined = undefined;
+  /** Reads the upstream's answers on their way to the client: list filtering and the audit's outcomes. */
+  answers: AnswerWatch | undefined = undefined;
   /** Filled in by the upstream as the exchange goes; final once the response has closed. */
   upstream: UpstreamOutcome | undefined = undefined;
   /** The client sent `Expect: 100-continue` and has not been told to send its body. */

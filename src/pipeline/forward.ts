@@ -53,6 +53,7 @@ export function forward(parts: PipelineParts): Step {
         'x-request-id': access.requestId,
       },
       body: access.body,
+      answers: access.answers,
       onResponse: sessions
         ? (status, headers) => {
             const issued = headers['mcp-session-id'];

@@ -6,6 +6,7 @@ import type { Policy } from '../mcp/policy.ts';
 import type { SessionBinding } from '../mcp/session-binding.ts';
 import type { ProtectedResourceMetadata } from '../metadata/protected-resource.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { McpMetrics } from '../observability/mcp-metrics.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { StreamSlots } from '../proxy/stream-slots.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
@@ -25,6 +26,7 @@ export interface PipelineParts {
   readonly credential: UpstreamCredential;
   readonly identity: ReturnType<typeof createIdentityHeaders>;
   readonly metrics: Metrics;
+  readonly mcpMetrics: McpMetrics;
   readonly logger: Logger;
   readonly inFlight: InFlight;
   readonly streams: StreamSlots;

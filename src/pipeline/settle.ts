@@ -11,6 +11,7 @@ export function settle({ metrics, logger }: PipelineParts): (req: IncomingMessag
     access.pending -= 1;
     if (access.pending > 0) return;
     const { upstream, principal, rpc } = access;
+    access.toolCalls?.finish(upstream !== undefined);
     if (upstream) {
       const { upstreamStatus, headersSeconds, failure } = upstream;
       if (upstreamStatus !== undefined && headersSeconds !== undefined) metrics.upstreamResponse(upstreamStatus, headersSeconds);

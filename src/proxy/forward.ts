@@ -133,6 +133,9 @@ export class Forwarder implements Upstream {
       return;
     }
     const headers = clientResponseHeaders(proxyRes.headers, this.#options.dropResponseHeaders);
+    const through = exchange.request.answers?.(proxyRes.headers);
+    // A filtered body has a length of its own: it goes out chunked.
+    if (through) delete headers['content-length'];
     if (isEventStream(proxyRes.headers)) {
       exchange.stream = true;
       headers['x-accel-buffering'] = 'no';
@@ -150,7 +153,8 @@ export class Forwarder implements Upstream {
     // A stream's headers go out now, before its first event; other responses send them with the body,
     // in one write instead of two.
     if (exchange.stream) res.flushHeaders();
-    proxyRes.pipe(res);
+    if (through) proxyRes.pipe(through.once('error', () => res.destroy())).pipe(res);
+    else proxyRes.pipe(res);
     // An upstream that breaks off mid-response must break the client's response too: ending it cleanly
     // would pass a truncated stream off as complete, and leaving it open would hang the client.
     proxyRes.once('close', () => {

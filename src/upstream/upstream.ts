@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Transform } from 'node:stream';
 import type { Principal } from '../auth/principal.ts';
 
 /** Why a request did not get an upstream answer through to the client; a bounded label. */
@@ -15,6 +16,12 @@ export interface UpstreamOutcome {
   readonly headersSeconds: number | undefined;
 }
 
+/**
+ * Given the response's headers, the stream its body must go through on the way to the client (to filter
+ * list answers and see tool call outcomes), or undefined when it goes straight through.
+ */
+export type AnswerWatch = (headers: IncomingHttpHeaders) => Transform | undefined;
+
 /** One authorized request, handed to the upstream with everything the stages before it decided. */
 export interface UpstreamRequest {
   readonly req: IncomingMessage;
@@ -30,6 +37,8 @@ export interface UpstreamRequest {
   readonly onEventStream?: (stream: IncomingMessage) => void;
   /** Called when this response turns out to be an event stream, with a function that ends it cleanly. */
   readonly onStreamStart?: (end: () => void) => void;
+  /** The body passes through this when it is set: the length may change, so none is sent. */
+  readonly answers?: AnswerWatch;
 }
 
 /**

@@ -7,12 +7,16 @@ const TARGET_MEMBER = new Map([
   ['tools/call', 'name'],
   ['prompts/get', 'name'],
   ['resources/read', 'uri'],
+  ['tasks/get', 'taskId'],
+  ['tasks/update', 'taskId'],
+  ['tasks/cancel', 'taskId'],
 ]);
+const PARAMS_MEMBERS = ['name', 'uri', 'taskId'];
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The messages a reader of the JSON-RPC body must see, or undefined where the body cannot be judged. */
-function expectedMessages(body: unknown): Array<{ method: string | undefined; target: string | undefined }> | undefined {
+function expectedMessages(body: unknown): Array<{ method: string | undefined; target: string | undefined; id?: unknown; arguments?: unknown }> | undefined {
   const items = Array.isArray(body) ? body : [body];
   if (items.length === 0 || !items.every(isObject)) return undefined;
   const messages = [];
@@ -22,16 +26,20 @@ function expectedMessages(body: unknown): Array<{ method: string | undefined; ta
     if (Object.keys(item).some((key) => ['method', 'params'].includes(key.toLowerCase().replaceAll('ſ', 's')) && !['method', 'params'].includes(key))) return undefined;
     const method = Object.hasOwn(item, 'method') ? item.method : undefined;
     if (method !== undefined && typeof method !== 'string') return undefined;
-    if (isObject(item.params) && Object.keys(item.params).some((key) => ['name', 'uri'].includes(key.toLowerCase().replaceAll('ſ', 's')) && !['name', 'uri'].includes(key))) return undefined;
+    const folded = (key: string) => key.toLowerCase().replaceAll('ſ', 's');
+    if (isObject(item.params) && Object.keys(item.params).some((key) => PARAMS_MEMBERS.some((known) => folded(known) === folded(key)) && !PARAMS_MEMBERS.includes(key))) return undefined;
+    // The id, when it is one JSON-RPC allows: answers are matched to requests by it.
+    const id = typeof item.id === 'string' || typeof item.id === 'number' || item.id === null ? item.id : undefined;
     const member = method === undefined ? undefined : TARGET_MEMBER.get(method);
     if (member === undefined) {
-      messages.push({ method, target: undefined });
+      messages.push({ method, target: undefined, id });
       continue;
     }
     const params = item.params;
     const target = isObject(params) && Object.hasOwn(params, member) ? params[member] : undefined;
     if (typeof target !== 'string') return undefined;
-    messages.push({ method, target });
+    const takesArguments = method === 'tools/call' || method === 'prompts/get';
+    messages.push(takesArguments ? { method, target, id, arguments: (params as Record<string, unknown>).arguments } : { method, target, id });
   }
   return messages;
 }
@@ -45,14 +53,14 @@ function expectWellFormed(result: PeekResult): void {
 // Names an object inherits from Object.prototype, where a lookup table keyed by method could be fooled.
 const INHERITED = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', '__defineGetter__'];
 const method = fc.oneof(
-  fc.constantFrom('tools/call', 'prompts/get', 'resources/read', 'tools/list', 'initialize', 'notifications/initialized', 'ping', 'Tools/Call', 'tools/call ', ...INHERITED),
+  fc.constantFrom('tools/call', 'prompts/get', 'resources/read', 'tasks/get', 'tools/list', 'initialize', 'notifications/initialized', 'ping', 'Tools/Call', 'tools/call ', ...INHERITED),
   fc.string(),
   fc.jsonValue({ maxDepth: 1 }),
 );
 const memberValue = fc.oneof(fc.string(), fc.constantFrom('delete_x', 'file:///etc/passwd', ''), fc.jsonValue({ maxDepth: 1 }));
 const junk = fc.dictionary(fc.oneof(fc.string(), fc.constantFrom('Method', 'METHOD', 'Params', 'Name', 'URI', '__proto__')), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 });
 const params = fc.oneof(
-  fc.tuple(fc.record({ name: memberValue, uri: memberValue, arguments: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: [] }), junk).map(([known, extra]) => ({ ...extra, ...known })),
+  fc.tuple(fc.record({ name: memberValue, uri: memberValue, taskId: memberValue, arguments: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: [] }), junk).map(([known, extra]) => ({ ...extra, ...known })),
   fc.jsonValue({ maxDepth: 2 }),
 );
 const message = fc

@@ -183,6 +183,7 @@ describe('upstream faults', () => {
     stack = await startStack((base) => ({
       ...base,
       upstream: { url: upstream.url, response_timeout: '300ms', credential: { type: 'bearer', value: `\${file:${secretFile}}` } },
+      audit: { tool_calls: false },
     }));
     token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
   });
@@ -225,7 +226,7 @@ describe('upstream faults', () => {
     expect(await response.text()).toBe('data: late\n\n');
   });
 
-  it('streams bodies straight through, uninspected, when no policy rule needs them', async () => {
+  it('streams bodies straight through, uninspected, when neither a policy rule nor the audit needs them', async () => {
     const response = await fetch(new URL('/echo', stack.mcpUrl), { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: 'not json at all' });
     expect(response.status).toBe(200);
     await response.body?.cancel();

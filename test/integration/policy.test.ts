@@ -150,12 +150,12 @@ describe('MCP-aware authorization', () => {
     expect(stack.mcp.requests.length).toBe(before);
   });
 
-  it('refuses an Mcp-Name header that disagrees with the body with 400', async () => {
+  it('refuses an Mcp-Name header that disagrees with the body with 400 and the JSON-RPC HeaderMismatch error (SEP-2243)', async () => {
     const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:admin' });
     const before = stack.mcp.requests.length;
     const response = await post({ authorization: `Bearer ${token}`, 'mcp-method': 'tools/call', 'mcp-name': 'read_file' }, callTool(6, 'delete_file'));
     expect(response.status).toBe(400);
-    expect(await response.json()).toMatchObject({ error: 'header_mismatch' });
+    expect(await response.json()).toMatchObject({ jsonrpc: '2.0', id: 6, error: { code: -32020 } });
     expect(stack.mcp.requests.length).toBe(before);
   });
 

@@ -16,7 +16,8 @@ describe('config', () => {
   it('fills safe defaults around the three required keys', () => {
     const config = parseConfigText(minimal);
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080, allowed_hosts: [] });
-    expect(config.policy).toEqual({ scope_hierarchy: {}, rules: [], challenge_scope: 'granted_and_required', max_body_bytes: 4 * 1024 * 1024 });
+    expect(config.policy).toEqual({ scope_hierarchy: {}, rules: [], challenge_scope: 'granted_and_required', max_body_bytes: 4 * 1024 * 1024, expose: {}, max_response_bytes: 4 * 1024 * 1024 });
+    expect(config.audit).toEqual({ tool_calls: true });
     expect(config.sessions).toEqual({ bind: true, max_entries: 10_000, idle_ttl: 86_400_000 });
     expect(config.logging).toEqual({ level: 'info', pretty: false });
     expect(config.admin).toEqual({ host: '127.0.0.1', port: 9464 });

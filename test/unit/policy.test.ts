@@ -61,9 +61,9 @@ describe('regressions found by the property tests', () => {
 describe('JSON-RPC peeking', () => {
   it('reads the method and the target of each message', () => {
     expect(peek([{ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x' } }, { jsonrpc: '2.0', id: 2, method: 'resources/read', params: { uri: 'file:///a' } }, { jsonrpc: '2.0', id: 3, result: {} }])).toEqual([
-      { method: 'tools/call', target: 'x' },
-      { method: 'resources/read', target: 'file:///a' },
-      { method: undefined, target: undefined },
+      { method: 'tools/call', target: 'x', id: 1, arguments: undefined },
+      { method: 'resources/read', target: 'file:///a', id: 2 },
+      { method: undefined, target: undefined, id: 3 },
     ]);
   });
 

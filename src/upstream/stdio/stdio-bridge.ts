@@ -167,7 +167,7 @@ export class StdioBridge implements Upstream {
   #relay(session: StdioSession, request: UpstreamRequest, body: unknown, outcome: StdioOutcome): void {
     const { req, res } = request;
     const started = performance.now();
-    session.handle(req, res, body).then(
+    session.handle(req, res, body, request.answers).then(
       () => {
         outcome.upstreamStatus = res.statusCode;
         outcome.headersSeconds = (performance.now() - started) / 1000;

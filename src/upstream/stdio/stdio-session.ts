@@ -12,6 +12,7 @@ import {
 import type { StdioSettings } from '../../config/upstream-schema.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { ProcessExit, StdioMetrics } from '../../observability/stdio-metrics.ts';
+import type { AnswerWatch } from '../upstream.ts';
 import { McpChild, type ChildExit } from './child-process.ts';
 import { SessionEventLog } from './event-log.ts';
 import { webRequestOf, writeWebResponse } from './web-exchange.ts';
@@ -83,14 +84,14 @@ export class StdioSession {
   }
 
   /** Hands one HTTP request to the session's transport; `body` is the parsed JSON of a POST. */
-  async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, body: unknown, answers?: AnswerWatch): Promise<void> {
     this.#lastActivity = Date.now();
     const transport = (this.#transport ??= this.#openTransport());
     if (req.method === 'GET') {
       this.#standaloneStreams += 1;
       res.once('close', () => (this.#standaloneStreams -= 1));
     }
-    await writeWebResponse(await transport.handleRequest(webRequestOf(req), { parsedBody: body }), res);
+    await writeWebResponse(await transport.handleRequest(webRequestOf(req), { parsedBody: body }), res, answers);
   }
 
   /** Ends the standalone GET stream cleanly (shutdown, token expiry); the client may open another. */

@@ -1,4 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Writable } from 'node:stream';
+import type { AnswerWatch } from '../upstream.ts';
 
 /**
  * The SDK's web-standard transport speaks Request and Response. The request it needs is only the head
@@ -15,17 +17,24 @@ export function webRequestOf(req: IncomingMessage): Request {
   return new Request(new URL(req.url ?? '/', 'http://mcp-warden.invalid'), { method: req.method, headers });
 }
 
-/** Writes a web Response to `res`; a client that goes away cancels the body, which releases the stream. */
-export async function writeWebResponse(response: Response, res: ServerResponse): Promise<void> {
-  const headers: Record<string, string> = {};
+/**
+ * Writes a web Response to `res`, through the answer watch when there is one; a client that goes away
+ * cancels the body, which releases the stream.
+ */
+export async function writeWebResponse(response: Response, res: ServerResponse, answers?: AnswerWatch): Promise<void> {
+  const headers: IncomingHttpHeaders = {};
   response.headers.forEach((value, name) => (headers[name] = value));
-  res.writeHead(response.status, headers);
   const body = response.body;
+  const through = body ? answers?.(headers) : undefined;
+  if (through) delete headers['content-length'];
+  res.writeHead(response.status, headers);
   if (!body) {
     res.end();
     return;
   }
   res.flushHeaders();
+  const out: Writable = through ? through.once('error', () => res.destroy()) : res;
+  through?.pipe(res);
   const reader = body.getReader();
   const cancel = () => void reader.cancel().catch(() => undefined);
   res.once('close', cancel);
@@ -33,9 +42,9 @@ export async function writeWebResponse(response: Response, res: ServerResponse):
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (!res.destroyed) res.write(value);
+      if (!res.destroyed) out.write(value);
     }
-    res.end();
+    out.end();
   } catch {
     res.destroy();
   } finally {

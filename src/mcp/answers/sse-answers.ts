@@ -1,0 +1,152 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import { createParser } from 'eventsource-parser';
+import type { Answers } from './answers.ts';
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * A `text/event-stream` response on its way to the client. Each event passes as soon as it is whole:
+ * only while a list answer is owed is an event held to its end, read, and rewritten if it is that
+ * answer; progress and every other event go out unchanged. Once nothing is owed, bytes pass as they
+ * come, and while an audited answer is owed a copy of each event (up to `maxBytes`) is read for it.
+ */
+export class SseAnswers extends Transform {
+  readonly #answers: Answers;
+  readonly #maxBytes: number;
+  /** The current event's bytes so far: held back, or a copy of what went out. */
+  #parts: Buffer[] = [];
+  #size = 0;
+  /** Whether the current event is held back (decided at its first byte). */
+  #held = false;
+  /** The current event is not kept: too large to read, or not looked at. */
+  #skipping = false;
+  #eventStarted = false;
+  /** Framing state across chunks: the last byte ended a line, and that line was empty so far. */
+  #atLineStart = false;
+  #afterCR = false;
+  /** The stream was replaced by errors: nothing more of the upstream's goes out. */
+  #replaced = false;
+
+  constructor(answers: Answers, maxBytes: number) {
+    super();
+    this.#answers = answers;
+    this.#maxBytes = maxBytes;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    let start = 0;
+    for (let i = 0; i < chunk.length; i += 1) {
+      if (this.#endsEvent(chunk[i]!)) {
+        this.#segment(chunk.subarray(start, i + 1), true);
+        start = i + 1;
+      }
+    }
+    if (start < chunk.length) this.#segment(chunk.subarray(start), false);
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    // An event cut off by the end of the stream is never dispatched by a client: it goes out as it came,
+    // unless it could be an unread list answer (a compressed stream never ends an event we can see).
+    if (this.#held && !this.#replaced) {
+      if (this.#answers.holding && this.#answers.mayHide) this.#replace();
+      else for (const part of this.#parts) this.push(part);
+    }
+    done();
+  }
+
+  /** A blank line (CR, LF or CRLF after a line terminator) ends an event. */
+  #endsEvent(byte: number): boolean {
+    const afterCR = this.#afterCR;
+    this.#afterCR = byte === CR;
+    if (byte === LF && afterCR) return false;
+    if (byte !== CR && byte !== LF) {
+      this.#atLineStart = false;
+      return false;
+    }
+    if (this.#atLineStart) {
+      this.#atLineStart = false;
+      return true;
+    }
+    this.#atLineStart = true;
+    return false;
+  }
+
+  #segment(bytes: Buffer, completes: boolean): void {
+    if (this.#replaced) return;
+    if (!this.#eventStarted) {
+      this.#eventStarted = true;
+      this.#held = this.#answers.holding;
+      this.#skipping = !this.#held && !this.#answers.watching;
+    }
+    if (!this.#held) this.push(bytes);
+    if (!this.#skipping) this.#keep(bytes);
+    if (completes) this.#complete();
+  }
+
+  #keep(bytes: Buffer): void {
+    this.#size += bytes.length;
+    if (this.#size <= this.#maxBytes) {
+      this.#parts.push(bytes);
+      return;
+    }
+    this.#skipping = true;
+    if (this.#held && this.#answers.mayHide) this.#replace();
+    else if (this.#held) {
+      // Nothing could be hidden from this caller: the event goes on unread, and the rest of it as it comes.
+      for (const part of this.#parts) this.push(part);
+      this.push(bytes);
+      this.#held = false;
+    }
+    this.#parts = [];
+  }
+
+  /** Errors for every request not answered yet, and nothing more of the upstream's. */
+  #replace(): void {
+    this.#replaced = true;
+    for (const error of this.#answers.unanswered()) this.push(`event: message\ndata: ${JSON.stringify(error)}\n\n`);
+  }
+
+  #complete(): void {
+    if (!this.#skipping && this.#parts.length > 0) {
+      const block = Buffer.concat(this.#parts, this.#size);
+      const rewritten = this.#read(block);
+      if (this.#held) this.push(rewritten ?? block);
+    }
+    this.#parts = [];
+    this.#size = 0;
+    this.#eventStarted = false;
+    this.#held = false;
+    this.#skipping = false;
+  }
+
+  /** The event with its data replaced when a list answer in it was filtered; undefined when it stays as it was. */
+  #read(block: Buffer): string | undefined {
+    const text = block.toString('utf8');
+    let data: string | undefined;
+    createParser({ onEvent: (event) => (data = event.data) }).feed(text);
+    if (!data) return undefined;
+    let payload: unknown;
+    try {
+      payload = JSON.parse(data);
+    } catch {
+      return undefined;
+    }
+    const taken = this.#answers.take(payload);
+    return taken === payload ? undefined : withData(text, JSON.stringify(taken));
+  }
+}
+
+/** The event's lines as they were (id, event type, comments), its data lines replaced by one. */
+function withData(text: string, data: string): string {
+  const lines = text.split(/\r\n|\r|\n/).filter((line) => line !== '');
+  const first = lines.findIndex(isDataLine);
+  const kept = lines.filter((line) => !isDataLine(line));
+  kept.splice(first === -1 ? kept.length : first, 0, `data: ${data}`);
+  return `${kept.join('\n')}\n\n`;
+}
+
+function isDataLine(line: string): boolean {
+  return line === 'data' || line.startsWith('data:');
+}

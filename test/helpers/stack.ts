@@ -68,10 +68,13 @@ export async function startStack(
     async close() {
       await warden.shutdown();
       await Promise.all([as.close(), mcp.close()]);
-      assertNothingSecretLogged(logs, [...minted, as.introspectionClient.client_secret, ...testSecrets()]);
+      assertNothingSecretLogged(logs, [...minted, as.introspectionClient.client_secret, ...testSecrets(), ARGUMENT_SENTINEL]);
     },
   };
 }
+
+/** Tests put this in tool and prompt arguments: the audit logs a hash of the arguments, never them. */
+export const ARGUMENT_SENTINEL = 'argument-sentinel-5b1e9c';
 
 /**
  * Every stack checks its own log lines when it closes, so the whole integration suite proves that no

@@ -25,7 +25,7 @@ const TARGET_MEMBER: ReadonlyMap<string, 'name' | 'uri' | 'taskId'> = new Map([
 ]);
 
 /** Member names the decision rests on, at the message level and inside params. */
-const MESSAGE_MEMBERS = ['method', 'params'];
+const MESSAGE_MEMBERS = ['method', 'params', 'id'];
 const PARAMS_MEMBERS = ['name', 'uri', 'taskId'];
 
 /**
@@ -55,9 +55,11 @@ export function peekJsonRpc(body: Buffer): PeekResult {
   const items: unknown[] = batch ? (parsed as unknown[]) : [parsed];
   if (items.length === 0) return { ok: false, problem: 'an empty batch' };
   const messages: PeekedMessage[] = [];
+  // Answers are told apart by id: two requests sharing one could get a list answer past its filter.
+  const requestIds = new Set<string>();
   for (const item of items) {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) return { ok: false, problem: 'a batch member is not an object' };
-    if (hasLookAlike(item, MESSAGE_MEMBERS)) return { ok: false, problem: 'a member name differs from method or params only in case' };
+    if (hasLookAlike(item, MESSAGE_MEMBERS)) return { ok: false, problem: 'a member name differs from method, params or id only in case' };
     const { method, params, id } = item as { method?: unknown; params?: unknown; id?: unknown };
     if (method !== undefined && typeof method !== 'string') return { ok: false, problem: 'method is not a string' };
     if (typeof params === 'object' && params !== null && hasLookAlike(params, PARAMS_MEMBERS)) {
@@ -70,7 +72,13 @@ export function peekJsonRpc(body: Buffer): PeekResult {
       if (typeof value !== 'string') return { ok: false, problem: `${method} without a string params.${member}` };
       target = value;
     }
-    const rpcId = typeof id === 'string' || typeof id === 'number' || id === null ? id : undefined;
+    if (id !== undefined && typeof id !== 'string' && typeof id !== 'number' && id !== null) return { ok: false, problem: 'id is not a string, a number or null' };
+    if (method !== undefined && id !== undefined) {
+      const key = JSON.stringify(id);
+      if (requestIds.has(key)) return { ok: false, problem: 'two requests share an id' };
+      requestIds.add(key);
+    }
+    const rpcId = id as RpcId | undefined;
     const takesArguments = method === 'tools/call' || method === 'prompts/get';
     messages.push(takesArguments ? { method, target, id: rpcId, arguments: (params as { arguments?: unknown }).arguments } : { method, target, id: rpcId });
   }

@@ -1,55 +1,80 @@
-import { Answers, type WatchedRequest } from '../mcp/answers/answers.ts';
+import type { IncomingMessage } from 'node:http';
+import { Answers, type AnswerRules, type WatchedRequest } from '../mcp/answers/answers.ts';
 import { answerStream } from '../mcp/answers/answer-stream.ts';
-import { LIST_SHAPES } from '../mcp/answers/list-filter.ts';
+import { LIST_SHAPES, type ListShape } from '../mcp/answers/list-filter.ts';
 import type { RpcId } from '../mcp/json-rpc.ts';
+import type { Policy } from '../mcp/policy.ts';
+import type { Access } from './access.ts';
 import type { PipelineParts } from './parts.ts';
 import type { Step } from './step.ts';
 
 /** The protocol revision from which list results carry caching hints (`cacheScope`). */
 const CACHE_HINTS_SINCE = '2026-07-28';
+const CALL_METHODS = [...new Set([...LIST_SHAPES.values()].map((shape) => shape.callMethod))];
 
 /**
  * Sets up the reading of the upstream's answers, for requests that need it: a list that could show this
  * caller something it may not use (or that another caller would see differently, on 2026-07-28), and
- * audited calls waiting for their outcome. Every other request streams through untouched.
+ * audited calls waiting for their outcome. A GET stream of a caller who can be hidden anything has every
+ * list answer on it filtered: it may replay a POST's answers (resumption) or carry them (legacy SSE).
+ * Every other request streams through untouched.
  */
 export function watchAnswers(parts: PipelineParts, next: Step): Step {
   const { config, policy, mcpMetrics } = parts;
   const maxBytes = config.policy.max_response_bytes;
-  return (req, res, access) => {
-    const { decision, toolCalls } = access;
-    if (!decision) return next(req, res, access);
-    const version = req.headers['mcp-protocol-version'];
-    const cacheHints = typeof version === 'string' && version >= CACHE_HINTS_SINCE;
-    let effective: ReadonlySet<string> | undefined;
-    const ids: RpcId[] = [];
-    const watched: WatchedRequest[] = [];
-    let mayHide = false;
-    for (const { message } of decision.messages) {
-      if (message.method === undefined || message.id === undefined) continue;
-      ids.push(message.id);
-      const list = LIST_SHAPES.get(message.method);
-      const hides = list !== undefined && policy.mayHide(list.callMethod, (effective ??= policy.effectiveScopes(access.principal!.scopes)));
-      const filtered = list !== undefined && (hides || (cacheHints && policy.variesByCaller(list.callMethod)));
-      mayHide ||= hides;
-      const audited = toolCalls?.watches(message.id) ?? false;
-      if (filtered || audited) watched.push({ id: message.id, list: filtered ? list : undefined, audited });
-    }
-    if (watched.length === 0) return next(req, res, access);
-    const scopes = effective ?? policy.effectiveScopes(access.principal!.scopes);
-    const answers = new Answers(ids, watched, {
+  const watch = (req: IncomingMessage, access: Access, answers: Answers) => {
+    access.answers = (headers) => answerStream(answers, maxBytes, headers);
+    // A compressed answer could not be read: the upstream is asked for the body as it is.
+    delete req.headers['accept-encoding'];
+  };
+  const rulesFor = (req: IncomingMessage, access: Access, scopes: ReadonlySet<string>, mayHide: boolean): AnswerRules => {
+    const cacheHints = cacheHintsOf(req);
+    return {
       allows: (method, target) => {
         const verdict = policy.decideMessage({ method, target }, scopes);
         return verdict.exposed && verdict.missing.length === 0;
       },
       markPrivate: (list) => cacheHints && policy.variesByCaller(list.callMethod),
       mayHide,
-      onAnswer: (id, outcome) => toolCalls?.answered(id, outcome),
+      onAnswer: (id, outcome) => access.toolCalls?.answered(id, outcome),
       onHidden: (list, count) => mcpMetrics.hidden(list.member, count),
-    });
-    access.answers = (headers) => answerStream(answers, maxBytes, headers);
-    // A compressed answer could not be read: the upstream is asked for the body as it is.
-    delete req.headers['accept-encoding'];
+    };
+  };
+  return (req, res, access) => {
+    if (req.method === 'GET') {
+      const scopes = policy.effectiveScopes(access.principal!.scopes);
+      if (CALL_METHODS.some((method) => policy.mayHide(method, scopes))) watch(req, access, new Answers([], [], { ...rulesFor(req, access, scopes, true), byShape: true }));
+      return next(req, res, access);
+    }
+    // Most POSTs need nothing read: the caller's scopes are widened only for those that do.
+    if (!access.decision) return next(req, res, access);
+    let scopes: ReadonlySet<string> | undefined;
+    const scopesOf = () => (scopes ??= policy.effectiveScopes(access.principal!.scopes));
+    const plan = planAnswers(access, policy, scopesOf, cacheHintsOf(req));
+    if (plan) watch(req, access, new Answers(plan.ids, plan.watched, rulesFor(req, access, scopesOf(), plan.mayHide)));
     return next(req, res, access);
   };
+}
+
+function cacheHintsOf(req: IncomingMessage): boolean {
+  const version = req.headers['mcp-protocol-version'];
+  return typeof version === 'string' && version >= CACHE_HINTS_SINCE;
+}
+
+/** Which answers of a POST are read: its list requests that need filtering, and its audited calls. */
+function planAnswers(access: Access, policy: Policy, scopes: () => ReadonlySet<string>, cacheHints: boolean): { ids: RpcId[]; watched: WatchedRequest[]; mayHide: boolean } | undefined {
+  const ids: RpcId[] = [];
+  const watched: WatchedRequest[] = [];
+  let mayHide = false;
+  for (const { message } of access.decision!.messages) {
+    if (message.method === undefined || message.id === undefined) continue;
+    ids.push(message.id);
+    const list: ListShape | undefined = LIST_SHAPES.get(message.method);
+    const hides = list !== undefined && policy.mayHide(list.callMethod, scopes());
+    const filtered = list !== undefined && (hides || (cacheHints && policy.variesByCaller(list.callMethod)));
+    mayHide ||= hides;
+    const audited = access.toolCalls?.watches(message.id) ?? false;
+    if (filtered || audited) watched.push({ id: message.id, list: filtered ? list : undefined, audited });
+  }
+  return watched.length > 0 ? { ids, watched, mayHide } : undefined;
 }

@@ -20,16 +20,22 @@ function expectedMessages(body: unknown): Array<{ method: string | undefined; ta
   const items = Array.isArray(body) ? body : [body];
   if (items.length === 0 || !items.every(isObject)) return undefined;
   const messages = [];
+  const requestIds = new Set<string>();
   for (const item of items) {
     // A member spelled like one we judge by, differing only in case (or ſ for s), is how a Go upstream
     // could read a different call than the one judged: such bodies are refused.
-    if (Object.keys(item).some((key) => ['method', 'params'].includes(key.toLowerCase().replaceAll('ſ', 's')) && !['method', 'params'].includes(key))) return undefined;
+    if (Object.keys(item).some((key) => ['method', 'params', 'id'].includes(key.toLowerCase().replaceAll('ſ', 's')) && !['method', 'params', 'id'].includes(key))) return undefined;
     const method = Object.hasOwn(item, 'method') ? item.method : undefined;
     if (method !== undefined && typeof method !== 'string') return undefined;
     const folded = (key: string) => key.toLowerCase().replaceAll('ſ', 's');
     if (isObject(item.params) && Object.keys(item.params).some((key) => PARAMS_MEMBERS.some((known) => folded(known) === folded(key)) && !PARAMS_MEMBERS.includes(key))) return undefined;
-    // The id, when it is one JSON-RPC allows: answers are matched to requests by it.
-    const id = typeof item.id === 'string' || typeof item.id === 'number' || item.id === null ? item.id : undefined;
+    // Answers are matched to requests by id: one JSON-RPC does not allow, or one two requests share, is refused.
+    const id = Object.hasOwn(item, 'id') ? item.id : undefined;
+    if (id !== undefined && typeof id !== 'string' && typeof id !== 'number' && id !== null) return undefined;
+    if (method !== undefined && id !== undefined) {
+      if (requestIds.has(JSON.stringify(id))) return undefined;
+      requestIds.add(JSON.stringify(id));
+    }
     const member = method === undefined ? undefined : TARGET_MEMBER.get(method);
     if (member === undefined) {
       messages.push({ method, target: undefined, id });
@@ -65,7 +71,7 @@ const params = fc.oneof(
 );
 const message = fc
   .tuple(
-    fc.record({ jsonrpc: fc.constantFrom('2.0', '1.0'), id: fc.oneof(fc.integer(), fc.string(), fc.constant(null)), method, params, result: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] }),
+    fc.record({ jsonrpc: fc.constantFrom('2.0', '1.0'), id: fc.oneof(fc.integer(), fc.integer({ min: 0, max: 3 }), fc.string(), fc.constant(null), fc.jsonValue({ maxDepth: 1 })), method, params, result: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] }),
     junk,
   )
   .map(([known, extra]) => ({ ...extra, ...known }));

@@ -1,5 +1,5 @@
 import type { RpcId } from '../json-rpc.ts';
-import { filterList, type ListShape } from './list-filter.ts';
+import { filterList, LIST_SHAPES, type ListShape } from './list-filter.ts';
 
 /** What the upstream answered one request with, for the audit line. */
 export type AnswerOutcome = { readonly outcome: 'result' } | { readonly outcome: 'error'; readonly code: unknown };
@@ -22,6 +22,11 @@ export interface AnswerRules {
   readonly mayHide: boolean;
   readonly onAnswer: (id: RpcId, outcome: AnswerOutcome) => void;
   readonly onHidden: (list: ListShape, count: number) => void;
+  /**
+   * Answers not owed by id are filtered by their shape: a stream that replays earlier answers (a resumed
+   * GET) or carries them all (the legacy HTTP+SSE transport) must not bring back what a POST would hide.
+   */
+  readonly byShape?: boolean;
 }
 
 /** JSON-RPC "internal error": the answer in place of a list response too large to filter. */
@@ -47,9 +52,14 @@ export class Answers {
     }
   }
 
-  /** A list answer is still to come: the upstream's messages must be held until they are read. */
+  /** A list answer is still to come (or may come at any time): the upstream's messages must be held until they are read. */
   get holding(): boolean {
-    return this.#listsOwed > 0;
+    return this.#listsOwed > 0 || this.#rules.byShape === true;
+  }
+
+  /** Answers are owed by id: a response that cannot be read is replaced by errors for them. */
+  get owing(): boolean {
+    return this.#unanswered.size > 0;
   }
 
   /** Some answer is still looked for. */
@@ -87,17 +97,20 @@ export class Answers {
     const key = JSON.stringify(message.id);
     const watched = this.#owed.get(key);
     this.#answered(key);
-    if (!watched) return message;
-    if (watched.audited) {
+    if (watched?.audited) {
       const code = isResult ? undefined : (message.error as { code?: unknown } | null)?.code;
       this.#rules.onAnswer(watched.id, isResult ? { outcome: 'result' } : { outcome: 'error', code });
     }
     const result = isResult ? message.result : undefined;
-    if (!watched.list || typeof result !== 'object' || result === null) return message;
-    const list = watched.list;
-    const filtered = filterList(result as Record<string, unknown>, list, (target) => this.#rules.allows(list.callMethod, target), this.#rules.markPrivate(list));
-    if (filtered.hidden > 0) this.#rules.onHidden(list, filtered.hidden);
-    return filtered.result === result ? message : { ...message, result: filtered.result };
+    if (typeof result !== 'object' || result === null) return message;
+    const lists = watched?.list ? [watched.list] : this.#rules.byShape ? shapesOf(result as Record<string, unknown>) : [];
+    let filtered = result as Record<string, unknown>;
+    for (const list of lists) {
+      const outcome = filterList(filtered, list, (target) => this.#rules.allows(list.callMethod, target), this.#rules.markPrivate(list));
+      if (outcome.hidden > 0) this.#rules.onHidden(list, outcome.hidden);
+      filtered = outcome.result;
+    }
+    return filtered === result ? message : { ...message, result: filtered };
   }
 
   #answered(key: string): void {
@@ -107,4 +120,9 @@ export class Answers {
     this.#owed.delete(key);
     if (watched.list) this.#listsOwed -= 1;
   }
+}
+
+/** The lists a result carries entries of, judged by their members alone. */
+function shapesOf(result: Record<string, unknown>): ListShape[] {
+  return [...LIST_SHAPES.values()].filter((shape) => Array.isArray(result[shape.member]));
 }

@@ -27,6 +27,8 @@ export class SseAnswers extends Transform {
   #afterCR = false;
   /** The stream was replaced by errors: nothing more of the upstream's goes out. */
   #replaced = false;
+  /** The current event is too large to read on a stream that owes no answer by id: it is left out, the stream goes on. */
+  #dropping = false;
 
   constructor(answers: Answers, maxBytes: number) {
     super();
@@ -47,11 +49,12 @@ export class SseAnswers extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    // An event cut off by the end of the stream is never dispatched by a client: it goes out as it came,
-    // unless it could be an unread list answer (a compressed stream never ends an event we can see).
-    if (this.#held && !this.#replaced) {
-      if (this.#answers.holding && this.#answers.mayHide) this.#replace();
-      else for (const part of this.#parts) this.push(part);
+    // An event cut off by the end of the stream is never dispatched by a client. It goes out as it came
+    // only when nothing could be hidden: it could be an unread list answer (a compressed stream never
+    // ends an event we can see), so otherwise the requests still owed get errors, or it is left out.
+    if (this.#held && !this.#replaced && !this.#dropping) {
+      if (!this.#answers.mayHide) for (const part of this.#parts) this.push(part);
+      else if (this.#answers.owing) this.#replace();
     }
     done();
   }
@@ -75,6 +78,10 @@ export class SseAnswers extends Transform {
 
   #segment(bytes: Buffer, completes: boolean): void {
     if (this.#replaced) return;
+    if (this.#dropping) {
+      if (completes) this.#complete();
+      return;
+    }
     if (!this.#eventStarted) {
       this.#eventStarted = true;
       this.#held = this.#answers.holding;
@@ -92,7 +99,8 @@ export class SseAnswers extends Transform {
       return;
     }
     this.#skipping = true;
-    if (this.#held && this.#answers.mayHide) this.#replace();
+    if (this.#held && this.#answers.mayHide && this.#answers.owing) this.#replace();
+    else if (this.#held && this.#answers.mayHide) this.#dropping = true;
     else if (this.#held) {
       // Nothing could be hidden from this caller: the event goes on unread, and the rest of it as it comes.
       for (const part of this.#parts) this.push(part);
@@ -119,13 +127,16 @@ export class SseAnswers extends Transform {
     this.#eventStarted = false;
     this.#held = false;
     this.#skipping = false;
+    this.#dropping = false;
   }
 
   /** The event with its data replaced when a list answer in it was filtered; undefined when it stays as it was. */
   #read(block: Buffer): string | undefined {
     const text = block.toString('utf8');
     let data: string | undefined;
-    createParser({ onEvent: (event) => (data = event.data) }).feed(text);
+    // A block ending in CR (CRLF or CR line endings) is whole to us, but the parser waits to see whether
+    // an LF follows: one more line ending makes it dispatch, and adds nothing to a block already complete.
+    createParser({ onEvent: (event) => (data = event.data) }).feed(`${text}\n`);
     if (!data) return undefined;
     let payload: unknown;
     try {

@@ -3,7 +3,7 @@
 // that one records whole milliseconds, far too coarse for sub-millisecond differences between proxies.
 import autocannon from 'autocannon';
 import { cpuMicros, machineBusyMicros, rssBytes } from './procfs.ts';
-import { BODY, type Target } from './targets.ts';
+import type { Target } from './targets.ts';
 import type { Child } from './children.ts';
 
 /** A request not answered within this is a timeout (counted as an error), not a stall of the run. */
@@ -25,7 +25,7 @@ export interface Window {
   /** Latency percentiles of 2xx responses, in milliseconds. */
   readonly p50: number;
   readonly p99: number;
-  /** Proxy CPU time (user + system) per response, in microseconds; undefined for (a), which has no proxy. */
+  /** Proxy CPU time (user + system) per response, in microseconds; undefined for (a) and (i), which have no proxy. */
   readonly proxyCpuUsPerRequest: number | undefined;
   /** Proxy VmRSS right after the window, in bytes. */
   readonly proxyRssBytes: number | undefined;
@@ -96,7 +96,7 @@ function load(target: Target, connections: number, seconds: number, onResponse: 
         url: target.url,
         method: 'POST',
         headers: { ...target.headers },
-        body: BODY,
+        body: target.body,
         connections,
         pipelining: 1,
         duration: seconds,

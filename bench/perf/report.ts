@@ -5,12 +5,13 @@ import { meanMinorMs, type GcStats } from './gc.ts';
 import { median, type Window } from './measure.ts';
 import type { SseResult } from './sse.ts';
 import type { StdioResult } from './stdio.ts';
-import type { Target, TargetId } from './targets.ts';
+import type { RequestKind, Target, TargetId } from './targets.ts';
 import { mib } from './sse.ts';
 
 export interface Summary {
   readonly id: TargetId;
   readonly label: string;
+  readonly request: RequestKind;
   /** Medians over the repeats. */
   readonly rps50: number;
   readonly p50At1: number;
@@ -40,6 +41,7 @@ export function summarize(targets: readonly Target[], windows: readonly Window[]
     return {
       id: target.id,
       label: target.label,
+      request: target.request,
       rps50: med(fifty, (window) => window.requestsPerSecond),
       rps1: med(one, (window) => window.requestsPerSecond),
       p50At1: med(one, (window) => window.p50),
@@ -55,10 +57,11 @@ export function summarize(targets: readonly Target[], windows: readonly Window[]
   });
 }
 
+/** The tools/call targets, (a)–(h); the tools/list ones have a table of their own (filter-report.ts). */
 export function mainTable(summaries: readonly Summary[]): string {
   const a = byId(summaries, 'a');
   const b = byId(summaries, 'b');
-  const rows = summaries.map((s) => [
+  const rows = summaries.filter((s) => s.request === 'tools/call').map((s) => [
     `(${s.id}) ${s.label}`,
     fixed(s.rps50, 0),
     `${fixed(s.p50At1, 3)} / ${fixed(s.p99At1, 3)}`,
@@ -216,20 +219,20 @@ export function writeJson(dir: string, content: unknown, name = 'latest.json'): 
   return path;
 }
 
-function byId(summaries: readonly Summary[], id: TargetId): Summary {
+export function byId(summaries: readonly Summary[], id: TargetId): Summary {
   const found = summaries.find((s) => s.id === id);
   if (!found) throw new Error(`no results for target (${id})`);
   return found;
 }
 
-function markdown(header: readonly string[], rows: readonly (readonly string[])[]): string {
+export function markdown(header: readonly string[], rows: readonly (readonly string[])[]): string {
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
 }
 
-function fixed(value: number, digits: number): string {
+export function fixed(value: number, digits: number): string {
   return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
 }
 
-function signed(value: number, digits: number): string {
+export function signed(value: number, digits: number): string {
   return Number.isFinite(value) ? `${value >= 0 ? '+' : ''}${value.toFixed(digits)}` : 'n/a';
 }

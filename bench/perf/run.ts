@@ -14,14 +14,15 @@ import { readGc, type GcStats } from './gc.ts';
 import { measureWindow, warmUp, type Window } from './measure.ts';
 import { parseOptions, type PerfOptions } from './options.ts';
 import { CLOCK_TICKS, openFilesLimit } from './procfs.ts';
+import { filterPairs, LIST_HEADING, listTable, PAIR_HEADING, pairTable } from './filter-report.ts';
 import { acceptanceChecks, checkLines, contextTable, gcWarning, mainTable, otherLoadWarning, sseLines, stdioLines, summarize, writeJson } from './report.ts';
 import { runSse } from './sse.ts';
 import { runStdio, type StdioPlan } from './stdio.ts';
-import { REPO, startStack, type Stack } from './targets.ts';
+import { REPO, startStack, TARGET_IDS, type Stack } from './targets.ts';
 
 const CONNECTIONS = [1, 50] as const;
-/** (a) direct, (b) the floor, (c)–(g) mcp-warden: see targets.ts. */
-const TARGETS = 7;
+/** tools/call: (a) direct, (b) the floor, (c)–(h) mcp-warden; tools/list: (i) direct, (j) and (k) mcp-warden. See targets.ts. */
+const TARGETS = TARGET_IDS.length;
 const WARM_UP_SECONDS = 1;
 /** Other processes using more than this share of a core during a window earn the results a warning. */
 const OTHER_LOAD_WARN_PERCENT = 10;
@@ -76,26 +77,11 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
   const sse = await runSse(stack, options.streams, options.events, log);
   const stdio = await runStdio(stack, stdioPlan(options), log);
 
-  const summaries = summarize(stack.targets, windows);
-  const checks = acceptanceChecks(summaries, windows);
-  const table = mainTable(summaries);
-  const context = contextTable(summaries, windows, gc);
-  const warning = otherLoadWarning(summaries, OTHER_LOAD_WARN_PERCENT);
-  const slowGc = gcWarning(gc);
+  const load = loadReport(stack, windows, gc, options);
   const stdioReport = stdioLines(stdio, OTHER_LOAD_WARN_PERCENT);
   const wallSeconds = (performance.now() - started) / 1000;
   const output = [
-    '',
-    `## mcp-warden performance — medians of ${options.repeats} round(s), ${options.seconds} s windows, POST /mcp tools/call`,
-    '',
-    table,
-    '',
-    context,
-    ...(warning ? ['', warning] : []),
-    ...(slowGc ? ['', slowGc] : []),
-    '',
-    'Acceptance checks (from the issues):',
-    checkLines(checks),
+    ...load.lines,
     '',
     `SSE (a separate mcp-warden, JWT RS256, limits raised for this part: max_connections and max_connections_per_ip ${sse.attempted * 2}, max_streams ${sse.attempted * 2}, max_streams_per_principal 1000):`,
     sseLines(sse),
@@ -114,23 +100,60 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
     wallSeconds,
     options,
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, clockTicks: CLOCK_TICKS, openFilesLimit: openFilesLimit() },
-    targets: stack.targets.map((target) => ({ id: target.id, label: target.label })),
-    summaries,
-    checks,
-    otherLoadWarning: warning,
+    targets: stack.targets.map((target) => ({ id: target.id, label: target.label, request: target.request })),
+    ...load.report,
     gc,
-    slowGcWarning: slowGc,
     sse,
     stdio,
     introspectionsDuringLoad,
     exchangesDuringLoad,
     exchangesBeforeLoad: tokenRequestsBefore,
     windows,
-    table,
-    contextTable: context,
     stdioReport,
   });
   log(`results written to ${path}`);
+}
+
+/** The load windows' figures, tables and checks: the lines printed, and the same under their keys in latest.json. */
+function loadReport(stack: Stack, windows: readonly Window[], gc: Partial<Record<string, GcStats>>, options: PerfOptions) {
+  const summaries = summarize(stack.targets, windows);
+  const pairs = filterPairs(summaries, windows);
+  const report = {
+    summaries,
+    checks: acceptanceChecks(summaries, windows),
+    filtering: pairs,
+    otherLoadWarning: otherLoadWarning(summaries, OTHER_LOAD_WARN_PERCENT),
+    slowGcWarning: gcWarning(gc),
+    table: mainTable(summaries),
+    listTable: listTable(summaries),
+    pairTable: pairTable(pairs),
+    contextTable: contextTable(summaries, windows, gc),
+  };
+  const { otherLoadWarning: warning, slowGcWarning: slowGc } = report;
+  const lines = [
+    '',
+    `## mcp-warden performance — medians of ${options.repeats} round(s), ${options.seconds} s windows, POST /mcp tools/call`,
+    '',
+    report.table,
+    '',
+    LIST_HEADING,
+    '',
+    report.listTable,
+    '',
+    PAIR_HEADING,
+    '',
+    report.pairTable,
+    '',
+    'Context, all targets:',
+    '',
+    report.contextTable,
+    ...(warning ? ['', warning] : []),
+    ...(slowGc ? ['', slowGc] : []),
+    '',
+    'Acceptance checks (from the issues):',
+    checkLines(report.checks),
+  ];
+  return { report, lines };
 }
 
 const STDIO_HEADING =
@@ -157,8 +180,9 @@ function machineLine(wallSeconds: number): string {
 }
 
 /**
- * Round r measures every target once, in order, so slow drifts of the machine hit all targets alike. (g)
- * is measured right after (c), the setup it is checked against, so each round's pair ran seconds apart.
+ * Round r measures every target once, in order, so slow drifts of the machine hit all targets alike. Each
+ * target compared with another round by round is measured right after it: (g) after (c), (f) after (h),
+ * (k) after (j), so each round's pair ran seconds apart.
  */
 async function interleave(stack: Stack, options: PerfOptions): Promise<Window[]> {
   const windows: Window[] = [];
@@ -176,7 +200,7 @@ async function interleave(stack: Stack, options: PerfOptions): Promise<Window[]>
   return windows;
 }
 
-const MEASURE_ORDER = ['a', 'b', 'c', 'g', 'd', 'e', 'f'];
+const MEASURE_ORDER = ['a', 'b', 'c', 'g', 'd', 'e', 'h', 'f', 'i', 'j', 'k'];
 
 function measureRank(id: string): number {
   const rank = MEASURE_ORDER.indexOf(id);

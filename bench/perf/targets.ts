@@ -1,36 +1,43 @@
-// The systems under test and how to reach them. Every target gets the same MCP request (a tools/call
-// POST); only the port and, for mcp-warden, the Authorization header differ.
-import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
+// The systems under test and how to reach them. Each target is one process (none for the direct ones)
+// loaded with one request: a tools/call POST for (a)–(h), a tools/list POST for (i)–(k). Only the port,
+// the body and, for mcp-warden, the Authorization header differ. Starting an mcp-warden is in wardens.ts.
+import { join } from 'node:path';
 import type { Authority } from './authority.ts';
-import { freePort, freePorts } from '../processes.ts';
-import { isAddressInUse, spawnNode, waitUntil, type Child } from './children.ts';
+import { freePort } from '../processes.ts';
+import { spawnNode, waitUntil, type Child } from './children.ts';
+import { FILTERED_TOOL_NAMES, LIST_BODY, TOOL_NAMES, toolNames } from './tool-list.ts';
+import { PER_PRINCIPAL_STREAMS, REPO, START_TIMEOUT_MS, startWarden, type StdioUpstream, type WardenMode } from './wardens.ts';
 
-export const REPO = resolve(import.meta.dirname, '../..');
-const START_TIMEOUT_MS = 20_000;
-/** Tries to start a child whose port another program took in the meantime. */
-const START_ATTEMPTS = 3;
+export { PER_PRINCIPAL_STREAMS, REPO, type StdioUpstream } from './wardens.ts';
 
 export const BODY = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}';
 export const BASE_HEADERS: Readonly<Record<string, string>> = {
   'content-type': 'application/json',
   accept: 'application/json, text/event-stream',
 };
-/** What the upstream answers; every target must pass it through unchanged. */
+/** What the upstream answers a tools/call with; every target must pass it through unchanged. */
 export const EXPECTED_RESPONSE = '{"jsonrpc":"2.0","id":1,"result":{}}';
 
-export type TargetId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g';
+export const TARGET_IDS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'] as const;
+export type TargetId = (typeof TARGET_IDS)[number];
+
+/** The MCP request a target is loaded with. */
+export type RequestKind = 'tools/call' | 'tools/list';
 
 export interface Target {
   readonly id: TargetId;
   readonly label: string;
+  readonly request: RequestKind;
+  /** The POST body sent, every request the same. */
+  readonly body: string;
+  /** For tools/list: the tool names the answer must carry, in order (all 200, or the 190 left by the filter). */
+  readonly expectedTools?: readonly string[];
   /** The MCP endpoint to load, e.g. http://127.0.0.1:40001/mcp */
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
-  /** The process whose CPU and memory are measured; none for (a), which has no proxy. */
+  /** The process whose CPU and memory are measured; none for (a) and (i), which have no proxy. */
   readonly proxy: Child | undefined;
-  /** mcp-warden's admin listener (its /metrics); none for (a) and (b). */
+  /** mcp-warden's admin listener (its /metrics); none for (a), (b) and (i). */
   readonly adminOrigin?: string;
 }
 
@@ -45,12 +52,6 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-/** What kind of mcp-warden a config is for. */
-type WardenMode = 'jwt' | 'introspection' | 'policy' | 'exchange';
-
-/** The `upstream` section of a stdio mcp-warden: `command` and the process bounds (see src/config/schema.ts). */
-export type StdioUpstream = Readonly<{ command: readonly string[] } & Record<string, unknown>>;
-
 export interface StdioWarden {
   readonly child: Child;
   readonly url: string;
@@ -60,21 +61,37 @@ export interface StdioWarden {
   mintToken(subject: string): Promise<string>;
 }
 
-interface WardenParts {
-  readonly mode: WardenMode;
-  readonly authority: Authority;
-  readonly upstreamOrigin: string;
-  /** Raises the connection and stream caps (the SSE part). */
-  readonly limit?: number;
-  /** Replaces `upstream: { url }` (the stdio part). */
-  readonly stdio?: StdioUpstream;
-}
-
 interface WardenSpec {
   readonly id: TargetId;
   readonly label: string;
   readonly mode: WardenMode;
   readonly token: (resourceUrl: string) => Promise<string>;
+  readonly request?: RequestKind;
+  /** The policy rule `tools/call` `delete_*` needs `mcp:admin`. */
+  readonly rule?: boolean;
+  /** `audit.tool_calls`; the default (on) when left out. */
+  readonly audit?: boolean;
+}
+
+/**
+ * Every mcp-warden target. (c)–(g) run with the defaults, so with the tool-call audit on: every POST body
+ * is read and a tools/call's answer is read for its outcome. (h) is (c) with the audit off, the figure
+ * (c) gave before the audit existed. (j) and (k) are the tools/list pair: (j) with nothing that reads
+ * bodies or answers, (k) with the rule, so the list is read, filtered and re-serialized.
+ */
+function wardenSpecs(authority: Authority): WardenSpec[] {
+  const rs256 = (aud: string) => authority.mintJwt('RS256', aud);
+  return [
+    { id: 'c', label: 'mcp-warden JWT RS256', mode: 'jwt', token: rs256 },
+    { id: 'd', label: 'mcp-warden JWT ES256', mode: 'jwt', token: (aud) => authority.mintJwt('ES256', aud) },
+    { id: 'e', label: 'mcp-warden introspection (warm cache)', mode: 'introspection', token: async (aud) => authority.mintOpaque(aud) },
+    { id: 'f', label: 'mcp-warden JWT RS256 + policy rules', mode: 'jwt', token: rs256, rule: true },
+    // One token, so after the check below (its first request makes the one exchange) the cache always hits.
+    { id: 'g', label: 'mcp-warden JWT RS256 + token exchange (warm cache)', mode: 'exchange', token: rs256 },
+    { id: 'h', label: 'mcp-warden JWT RS256, tool-call audit off', mode: 'jwt', token: rs256, audit: false },
+    { id: 'j', label: 'tools/list, mcp-warden, no rules, audit off', mode: 'jwt', token: rs256, audit: false, request: 'tools/list' },
+    { id: 'k', label: 'tools/list, mcp-warden + delete_* rule (filtered)', mode: 'jwt', token: rs256, rule: true, request: 'tools/list' },
+  ];
 }
 
 export async function startStack(dir: string, authority: Authority): Promise<Stack> {
@@ -93,21 +110,15 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
     const floor = spawnNode('floor', join(REPO, 'bench/perf/floor.ts'), ['--port', String(floorPort), '--upstream', upstreamOrigin], { cwd: REPO, stderrPath: join(dir, 'floor.stderr') });
     children.push(floor);
 
-    const specs: WardenSpec[] = [
-      { id: 'c', label: 'mcp-warden JWT RS256', mode: 'jwt', token: (aud) => authority.mintJwt('RS256', aud) },
-      { id: 'd', label: 'mcp-warden JWT ES256', mode: 'jwt', token: (aud) => authority.mintJwt('ES256', aud) },
-      { id: 'e', label: 'mcp-warden introspection (warm cache)', mode: 'introspection', token: async (aud) => authority.mintOpaque(aud) },
-      { id: 'f', label: 'mcp-warden JWT RS256 + policy rules', mode: 'policy', token: (aud) => authority.mintJwt('RS256', aud) },
-      // One token, so after the check below (its first request makes the one exchange) the cache always hits.
-      { id: 'g', label: 'mcp-warden JWT RS256 + token exchange (warm cache)', mode: 'exchange', token: (aud) => authority.mintJwt('RS256', aud) },
-    ];
+    const specs = wardenSpecs(authority);
     // Started together: start-up is mostly module loading, and the machine has two cores to spend on it.
     // allSettled, not all: on a failure every sibling must have spawned before close() runs, or it would be left behind.
     const settled = await Promise.allSettled(
       specs.map(async (spec): Promise<Target> => {
-        const started = await startWarden(dir, spec.id, { mode: spec.mode, authority, upstreamOrigin }, children);
+        const started = await startWarden(dir, spec.id, { mode: spec.mode, authority, upstreamOrigin, rule: spec.rule, audit: spec.audit }, children);
         const headers = { ...BASE_HEADERS, authorization: `Bearer ${await spec.token(started.resourceUrl)}` };
-        return { id: spec.id, label: spec.label, url: started.url, headers, proxy: started.child, adminOrigin: started.adminOrigin };
+        const request = requestOf(spec.request ?? 'tools/call', spec.rule === true);
+        return { id: spec.id, label: spec.label, ...request, url: started.url, headers, proxy: started.child, adminOrigin: started.adminOrigin };
       }),
     );
     const wardens = settled.map((result) => {
@@ -117,12 +128,16 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
     const floorUrl = `http://127.0.0.1:${floorPort}/mcp`;
     await waitUntil(floor, 'listening', START_TIMEOUT_MS, () => answers200(floorUrl, BASE_HEADERS));
 
-    const targets: Target[] = [
-      { id: 'a', label: 'direct to upstream', url: `${upstreamOrigin}/mcp`, headers: BASE_HEADERS, proxy: undefined },
-      { id: 'b', label: 'Node floor (http-proxy-3, no auth)', url: floorUrl, headers: BASE_HEADERS, proxy: floor },
+    const direct = `${upstreamOrigin}/mcp`;
+    const listed: Target[] = [
+      { id: 'a', label: 'direct to upstream', ...requestOf('tools/call', false), url: direct, headers: BASE_HEADERS, proxy: undefined },
+      { id: 'b', label: 'Node floor (http-proxy-3, no auth)', ...requestOf('tools/call', false), url: floorUrl, headers: BASE_HEADERS, proxy: floor },
+      { id: 'i', label: 'tools/list, direct to upstream', ...requestOf('tools/list', false), url: direct, headers: BASE_HEADERS, proxy: undefined },
       ...wardens,
     ];
-    // A benchmark of 401s or 502s would measure nothing: every target must answer the real request first.
+    const targets = listed.sort((x, y) => TARGET_IDS.indexOf(x.id) - TARGET_IDS.indexOf(y.id));
+    // A benchmark of 401s or 502s, or of a filter that filters nothing, would measure nothing: every target
+    // must answer its real request as expected first.
     for (const target of targets) await assertAnswers(target);
 
     const startSseWarden = async (limit: number) => {
@@ -144,113 +159,10 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
   }
 }
 
-/** Streams one principal may hold in the SSE part's config (the schema allows at most 10,000). */
-export const PER_PRINCIPAL_STREAMS = 1_000;
-
-/**
- * Starts one mcp-warden and waits until it is ready. Every process is added to `children` as soon as it
- * exists, so a failure anywhere (even in a sibling started alongside) still stops it.
- */
-async function startWarden(
-  dir: string,
-  name: string,
-  parts: WardenParts,
-  children: Child[],
-): Promise<StartedWarden> {
-  for (let attempt = 1; ; attempt += 1) {
-    let spawned: Child | undefined;
-    try {
-      return await startWardenOnce(dir, name, parts, (child) => {
-        spawned = child;
-        children.push(child);
-      });
-    } catch (error) {
-      if (attempt >= START_ATTEMPTS || !spawned || !isAddressInUse(spawned)) throw error;
-    }
-  }
-}
-
-async function startWardenOnce(
-  dir: string,
-  name: string,
-  parts: WardenParts,
-  onSpawn: (child: Child) => void,
-): Promise<StartedWarden> {
-  const [port, adminPort] = (await freePorts(2)) as [number, number];
-  const url = `http://127.0.0.1:${port}/mcp`;
-  const configPath = join(dir, `warden-${name}.yaml`);
-  writeFileSync(configPath, stringify(wardenConfig({ ...parts, port, adminPort, resourceUrl: url })));
-  const child = spawnNode(`mcp-warden (${name})`, join(REPO, 'src/cli.ts'), ['--config', configPath], {
-    cwd: REPO,
-    // The client secrets (introspection, token exchange) reach the proxy through its environment, as in production.
-    env: { BENCH_INTROSPECTION_SECRET: parts.authority.clientSecret, BENCH_EXCHANGE_SECRET: parts.authority.clientSecret },
-    stderrPath: join(dir, `warden-${name}.stderr`),
-  });
-  onSpawn(child);
-  // /readyz is 200 once the keys are fetched (or the introspection endpoint is known).
-  await waitUntil(child, 'ready', START_TIMEOUT_MS, async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`, { signal: AbortSignal.timeout(1_000) })).status === 200);
-  return { child, url, resourceUrl: url, adminOrigin: `http://127.0.0.1:${adminPort}` };
-}
-
-interface StartedWarden {
-  readonly child: Child;
-  readonly url: string;
-  readonly resourceUrl: string;
-  /** The admin listener (/readyz, /metrics). */
-  readonly adminOrigin: string;
-}
-
-/**
- * mcp-warden's config for one target: loopback only, access log at info (part of the real cost; stdout
- * goes to /dev/null), a short shutdown grace so the bench ends quickly. `limit` raises the connection and
- * stream caps for the SSE part (defaults: 1024 connections, 512 per IP, 1000 streams, 16 per principal).
- * `stdio` puts a stdio command in place of the HTTP upstream for the stdio part. `exchange` is (c) with an
- * upstream credential of type token_exchange.
- */
-function wardenConfig(parts: WardenParts & { port: number; adminPort: number; resourceUrl: string }) {
-  const { authority, mode, limit } = parts;
-  const server =
-    mode === 'introspection'
-      ? {
-          issuer: authority.issuer,
-          verify_jwt: false,
-          introspection: { endpoint: authority.introspectionEndpoint, client_id: authority.clientId, client_secret: '${env:BENCH_INTROSPECTION_SECRET}' },
-        }
-      : // jwks_uri is given so that no discovery is needed; both algorithms are allowed so (c) and (d) differ only in the token.
-        { issuer: authority.issuer, jwks_uri: authority.jwksUri, algorithms: ['RS256', 'ES256'] };
-  return {
-    listen: { host: '127.0.0.1', port: parts.port },
-    admin: { host: '127.0.0.1', port: parts.adminPort },
-    resource: { url: parts.resourceUrl, name: 'mcp-warden perf bench', scopes_supported: ['mcp:read'] },
-    authorization_servers: [server],
-    tokens: { required_scopes: ['mcp:read'] },
-    upstream: parts.stdio ?? { url: parts.upstreamOrigin, ...(mode === 'exchange' ? { credential: exchangeCredential(authority) } : {}) },
-    // A rule that never matches this request's tool still makes the proxy read and judge every body.
-    ...(mode === 'policy' ? { policy: { rules: [{ match: { method: 'tools/call', tool: 'delete_*' }, scopes: ['mcp:admin'] }] } } : {}),
-    logging: { level: 'info' },
-    lifecycle: { shutdown_grace: '1s' },
-    ...(limit === undefined
-      ? {}
-      : {
-          limits: {
-            max_connections: limit * 2,
-            max_connections_per_ip: limit * 2,
-            max_streams: limit * 2,
-            max_streams_per_principal: PER_PRINCIPAL_STREAMS,
-          },
-        }),
-  };
-}
-
-/** (g): each verified token exchanged (RFC 8693) for one for the upstream; the bench's AS answers at its token endpoint. */
-function exchangeCredential(authority: Authority) {
-  return {
-    type: 'token_exchange',
-    token_endpoint: authority.tokenEndpoint,
-    client_id: authority.clientId,
-    client_secret: '${env:BENCH_EXCHANGE_SECRET}',
-    audience: 'legacy',
-  };
+/** The body a target is loaded with, and for a tools/list the names its answer must carry. */
+function requestOf(request: RequestKind, filtered: boolean): Pick<Target, 'request' | 'body' | 'expectedTools'> {
+  if (request === 'tools/call') return { request, body: BODY };
+  return { request, body: LIST_BODY, expectedTools: filtered ? FILTERED_TOOL_NAMES : TOOL_NAMES };
 }
 
 /** One request as the load generator sends it; true on a 200. */
@@ -260,10 +172,22 @@ async function answers200(url: string, headers: Readonly<Record<string, string>>
   return response.status === 200;
 }
 
+/** Throws unless the target answers its request as it must: the exact tools/call result, or the right tool names. */
 async function assertAnswers(target: Target): Promise<void> {
-  const response = await fetch(target.url, { method: 'POST', headers: target.headers, body: BODY, signal: AbortSignal.timeout(5_000) });
+  const response = await fetch(target.url, { method: 'POST', headers: target.headers, body: target.body, signal: AbortSignal.timeout(5_000) });
   const text = await response.text();
-  if (response.status !== 200 || text !== EXPECTED_RESPONSE) {
-    throw new Error(`(${target.id}) ${target.label} answered ${response.status} ${text.slice(0, 300)}: refusing to benchmark it`);
+  const refuse = (why: string) => new Error(`(${target.id}) ${target.label} answered ${response.status} ${why}: refusing to benchmark it`);
+  if (response.status !== 200) throw refuse(text.slice(0, 300));
+  const expected = target.expectedTools;
+  if (!expected) {
+    if (text !== EXPECTED_RESPONSE) throw refuse(text.slice(0, 300));
+    return;
+  }
+  const names = toolNames(text);
+  if (!names) throw refuse(`something other than a tools/list result: ${text.slice(0, 300)}`);
+  if (names.length !== expected.length || names.some((name, i) => name !== expected[i])) {
+    const deletes = names.filter((name) => name.startsWith('delete_')).length;
+    const hint = expected.length < TOOL_NAMES.length && names.length === TOOL_NAMES.length ? ' (the list was not filtered: is tools/list filtering in src/ yet?)' : '';
+    throw refuse(`${names.length} tools, ${deletes} of them delete_…, where ${expected.length} were expected${hint}`);
   }
 }

@@ -1,14 +1,20 @@
 // The upstream MCP server stand-in, run as its own child process: `node bench/perf/upstream.ts --port N`.
 // It must never be the bottleneck, so it is a bare node:http server, not the MCP SDK:
-//   POST /mcp          -> 200 with one fixed JSON-RPC result (the request body is drained, not parsed)
+//   POST /mcp          -> 200 with one fixed JSON-RPC result: the 200-tool list of tool-list.ts when the body
+//                         names the method tools/list (a substring check, no parse), else {"result":{}}
 //   GET  /mcp          -> an SSE stream: headers only, then idle until the client goes away
 //   GET  /mcp?tick=MS&count=N -> an SSE stream with N events, one every MS ms, each carrying its send time
 //   GET  /_stats       -> {"openStreams": n}, so the bench can see how many streams reached the upstream
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
+import { LIST_METHOD_MARK, LIST_RESPONSE } from './tool-list.ts';
 
 const RESULT = Buffer.from('{"jsonrpc":"2.0","id":1,"result":{}}');
 const RESULT_HEADERS = { 'content-type': 'application/json', 'content-length': String(RESULT.length) };
+const LIST = Buffer.from(LIST_RESPONSE);
+const LIST_HEADERS = { 'content-type': 'application/json', 'content-length': String(LIST.length) };
+/** The bench's bodies are ~100 bytes; only this much of a body is kept to look for the method. */
+const MAX_PEEK_BYTES = 64 * 1024;
 const MAX_TICK_EVENTS = 10_000;
 const MIN_TICK_MS = 10;
 
@@ -17,11 +23,19 @@ let openStreams = 0;
 function handle(req: IncomingMessage, res: ServerResponse): void {
   const [path, query = ''] = (req.url ?? '/').split('?');
   if (req.method === 'POST' && path === '/mcp') {
-    // Drain the body so the keep-alive connection can carry the next request.
-    req.resume();
+    // Read the whole body (the keep-alive connection can then carry the next request), keeping its start.
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (kept >= MAX_PEEK_BYTES) return;
+      chunks.push(chunk);
+      kept += chunk.length;
+    });
     req.once('end', () => {
-      res.writeHead(200, RESULT_HEADERS);
-      res.end(RESULT);
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const list = body.includes(LIST_METHOD_MARK);
+      res.writeHead(200, list ? LIST_HEADERS : RESULT_HEADERS);
+      res.end(list ? LIST : RESULT);
     });
     return;
   }

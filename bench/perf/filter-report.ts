@@ -1,0 +1,104 @@
+// The list-filtering and tool-call-audit part of the report: the tools/list targets (i)–(k) in the main
+// table's shape, and each filtering or auditing target against the same request with neither.
+import { median, type Window } from './measure.ts';
+import { byId, fixed, markdown, signed, type Summary } from './report.ts';
+import { mib } from './sse.ts';
+import type { TargetId } from './targets.ts';
+import { DELETE_TOOLS, LIST_RESPONSE, LIST_TOOLS } from './tool-list.ts';
+
+/** A target that reads bodies or answers, and the one that differs from it only in not doing so. */
+interface Pair {
+  readonly target: TargetId;
+  readonly reference: TargetId;
+  readonly what: string;
+}
+
+export const FILTER_PAIRS: readonly Pair[] = [
+  { target: 'k', reference: 'j', what: `tools/list filtered to ${LIST_TOOLS - DELETE_TOOLS} (rule, audit on) vs unfiltered (no rules, audit off)` },
+  { target: 'f', reference: 'h', what: 'tools/call with the rule and the audit on vs no rules, audit off' },
+  { target: 'c', reference: 'h', what: 'tools/call with the audit on (the default) vs off: the audit alone' },
+];
+
+export interface PairFigures {
+  readonly target: TargetId;
+  readonly reference: TargetId;
+  readonly what: string;
+  /** Medians over the rounds, 50-connection windows. */
+  readonly cpuUsPerRequest: number;
+  readonly referenceCpuUsPerRequest: number;
+  /** Proxy CPU µs/req of the target minus the reference's, each round's 50-connection windows, in round order. */
+  readonly addedCpuUsPerRound: readonly number[];
+  /** The median of addedCpuUsPerRound: what the filtering or the audit costs per request. */
+  readonly addedCpuUsPerRequest: number;
+  readonly rps50: number;
+  readonly referenceRps50: number;
+  readonly rpsRatio: number;
+  readonly addedP50At1Ms: number;
+}
+
+export function filterPairs(summaries: readonly Summary[], windows: readonly Window[]): PairFigures[] {
+  return FILTER_PAIRS.map(({ target, reference, what }) => {
+    const [mine, theirs] = [byId(summaries, target), byId(summaries, reference)];
+    const perRound = pairedCpuDifferences(windows, target, reference);
+    return {
+      target,
+      reference,
+      what,
+      cpuUsPerRequest: mine.cpuUsPerRequest ?? Number.NaN,
+      referenceCpuUsPerRequest: theirs.cpuUsPerRequest ?? Number.NaN,
+      addedCpuUsPerRound: perRound,
+      addedCpuUsPerRequest: median(perRound),
+      rps50: mine.rps50,
+      referenceRps50: theirs.rps50,
+      rpsRatio: mine.rps50 / theirs.rps50,
+      addedP50At1Ms: mine.p50At1 - theirs.p50At1,
+    };
+  });
+}
+
+/** (i)–(k) as the main table shows (a)–(h): (i) is the direct reference, (j) the unfiltered proxy. */
+export function listTable(summaries: readonly Summary[]): string {
+  const i = byId(summaries, 'i');
+  const j = byId(summaries, 'j');
+  const rows = summaries
+    .filter((s) => s.request === 'tools/list')
+    .map((s) => [
+      `(${s.id}) ${s.label}`,
+      fixed(s.rps50, 0),
+      `${fixed(s.p50At1, 3)} / ${fixed(s.p99At1, 3)}`,
+      `${fixed(s.p50At50, 2)} / ${fixed(s.p99At50, 2)}`,
+      s.cpuUsPerRequest === undefined ? '—' : fixed(s.cpuUsPerRequest, 1),
+      s.rssBytes === undefined ? '—' : mib(s.rssBytes),
+      fixed(s.rps50 / i.rps50, 2),
+      s.id === 'i' ? '—' : fixed(s.rps50 / j.rps50, 2),
+      s.cpuUsPerRequest === undefined ? '—' : fixed(s.cpuUsPerRequest / j.cpuUsPerRequest!, 2),
+      s.id === 'i' || s.id === 'j' ? '—' : signed(s.p50At1 - j.p50At1, 3),
+    ]);
+  const header = ['target', 'req/s @50', 'p50 / p99 @1 (ms)', 'p50 / p99 @50 (ms)', 'proxy CPU µs/req', 'proxy RSS MiB', 'req/s vs (i)', 'req/s vs (j)', 'CPU vs (j)', 'added p50 @1 over (j) (ms)'];
+  return markdown(header, rows);
+}
+
+/** Each pair on one row: the CPU it adds per request (paired by round), and what that does to throughput and latency. */
+export function pairTable(pairs: readonly PairFigures[]): string {
+  const rows = pairs.map((p) => [
+    `(${p.target}) vs (${p.reference}): ${p.what}`,
+    `${fixed(p.cpuUsPerRequest, 1)} vs ${fixed(p.referenceCpuUsPerRequest, 1)}`,
+    `${signed(p.addedCpuUsPerRequest, 1)}${p.addedCpuUsPerRound.length > 1 ? ` (rounds ${p.addedCpuUsPerRound.map((d) => signed(d, 1)).join(', ')})` : ''}`,
+    `${fixed(p.rps50, 0)} vs ${fixed(p.referenceRps50, 0)}`,
+    fixed(p.rpsRatio, 2),
+    signed(p.addedP50At1Ms, 3),
+  ]);
+  return markdown(['comparison', 'proxy CPU µs/req @50', 'added µs/req (median of rounds)', 'req/s @50', 'req/s ratio', 'added p50 @1 (ms)'], rows);
+}
+
+export const LIST_HEADING = `tools/list: the upstream answers with ${LIST_TOOLS} tools (${fixed(Buffer.byteLength(LIST_RESPONSE) / 1024, 1)} KiB of JSON, ${DELETE_TOOLS} named delete_…); the bench's token has mcp:read, not mcp:admin:`;
+
+export const PAIR_HEADING =
+  'List filtering and the tool-call audit, each against the same request through an mcp-warden with no rules and the audit off (added µs/req: each round\'s difference of proxy CPU at 50 connections, then the median):';
+
+/** Proxy CPU per request of `target` minus `reference` in each round's 50-connection windows, in round order. */
+function pairedCpuDifferences(windows: readonly Window[], target: TargetId, reference: TargetId): number[] {
+  const at50 = (id: TargetId) => windows.filter((window) => window.target === id && window.connections === 50).map((window) => window.proxyCpuUsPerRequest ?? Number.NaN);
+  const [mine, theirs] = [at50(target), at50(reference)];
+  return mine.slice(0, theirs.length).map((value, round) => value - theirs[round]!);
+}

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { Answers, type AnswerRules, type WatchedRequest } from '../mcp/answers/answers.ts';
-import { answerStream } from '../mcp/answers/answer-stream.ts';
+import { answerHandling } from '../mcp/answers/answer-stream.ts';
 import { LIST_SHAPES, type ListShape } from '../mcp/answers/list-filter.ts';
 import type { RpcId } from '../mcp/json-rpc.ts';
 import type { Policy } from '../mcp/policy.ts';
@@ -23,15 +23,15 @@ export function watchAnswers(parts: PipelineParts, next: Step): Step {
   const { config, policy, mcpMetrics } = parts;
   const maxBytes = config.policy.max_response_bytes;
   const watch = (req: IncomingMessage, access: Access, answers: Answers) => {
-    access.answers = (headers) => answerStream(answers, maxBytes, headers);
+    access.answers = (headers) => answerHandling(answers, maxBytes, headers);
     // A compressed answer could not be read: the upstream is asked for the body as it is.
     delete req.headers['accept-encoding'];
   };
-  const rulesFor = (req: IncomingMessage, access: Access, scopes: ReadonlySet<string>, mayHide: boolean): AnswerRules => {
+  const rulesFor = (req: IncomingMessage, access: Access, scopes: () => ReadonlySet<string>, mayHide: boolean): AnswerRules => {
     const cacheHints = cacheHintsOf(req);
     return {
       allows: (method, target) => {
-        const verdict = policy.decideMessage({ method, target }, scopes);
+        const verdict = policy.decideMessage({ method, target }, scopes());
         return verdict.exposed && verdict.missing.length === 0;
       },
       markPrivate: (list) => cacheHints && policy.variesByCaller(list.callMethod),
@@ -43,7 +43,7 @@ export function watchAnswers(parts: PipelineParts, next: Step): Step {
   return (req, res, access) => {
     if (req.method === 'GET') {
       const scopes = policy.effectiveScopes(access.principal!.scopes);
-      if (CALL_METHODS.some((method) => policy.mayHide(method, scopes))) watch(req, access, new Answers([], [], { ...rulesFor(req, access, scopes, true), byShape: true }));
+      if (CALL_METHODS.some((method) => policy.mayHide(method, scopes))) watch(req, access, new Answers([], [], { ...rulesFor(req, access, () => scopes, true), byShape: true }));
       return next(req, res, access);
     }
     // Most POSTs need nothing read: the caller's scopes are widened only for those that do.
@@ -51,7 +51,7 @@ export function watchAnswers(parts: PipelineParts, next: Step): Step {
     let scopes: ReadonlySet<string> | undefined;
     const scopesOf = () => (scopes ??= policy.effectiveScopes(access.principal!.scopes));
     const plan = planAnswers(access, policy, scopesOf, cacheHintsOf(req));
-    if (plan) watch(req, access, new Answers(plan.ids, plan.watched, rulesFor(req, access, scopesOf(), plan.mayHide)));
+    if (plan) watch(req, access, new Answers(plan.ids, plan.watched, rulesFor(req, access, scopesOf, plan.mayHide)));
     return next(req, res, access);
   };
 }

@@ -1,6 +1,7 @@
 import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Stream, type Writable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
+import type { AnswerReader } from '../mcp/answers/reader.ts';
 import type { Upstream, UpstreamFailure, UpstreamOutcome, UpstreamRequest } from '../upstream/upstream.ts';
 import { sendJson } from './respond.ts';
 import { clientResponseHeaders, isEventStream } from './response-headers.ts';
@@ -133,9 +134,11 @@ export class Forwarder implements Upstream {
       return;
     }
     const headers = clientResponseHeaders(proxyRes.headers, this.#options.dropResponseHeaders);
-    const through = exchange.request.answers?.(proxyRes.headers);
+    const answers = exchange.request.answers?.(proxyRes.headers);
+    const through = answers && 'rewrite' in answers ? answers.rewrite : undefined;
     // A filtered body has a length of its own: it goes out chunked.
     if (through) delete headers['content-length'];
+    else if (answers && 'tap' in answers) tap(proxyRes, answers.tap);
     if (isEventStream(proxyRes.headers)) {
       exchange.stream = true;
       headers['x-accel-buffering'] = 'no';
@@ -189,6 +192,12 @@ export class Forwarder implements Upstream {
       error_description: timedOut ? 'the upstream server did not answer in time' : 'the upstream server could not be reached',
     });
   }
+}
+
+/** Reads alongside the pipe to the client, without consuming or pausing the body. */
+function tap(body: IncomingMessage, reader: AnswerReader): void {
+  body.on('data', (chunk: Buffer) => reader.write(chunk));
+  body.once('end', () => reader.end());
 }
 
 /**

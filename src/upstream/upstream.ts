@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { Transform } from 'node:stream';
+import type { AnswerHandling } from '../mcp/answers/answer-stream.ts';
 import type { Principal } from '../auth/principal.ts';
 
 /** Why a request did not get an upstream answer through to the client; a bounded label. */
@@ -17,10 +17,10 @@ export interface UpstreamOutcome {
 }
 
 /**
- * Given the response's headers, the stream its body must go through on the way to the client (to filter
- * list answers and see tool call outcomes), or undefined when it goes straight through.
+ * Given the response's headers, how its body is read on the way to the client: piped through a stream
+ * that filters list answers, or tapped for tool call outcomes; undefined when it goes straight through.
  */
-export type AnswerWatch = (headers: IncomingHttpHeaders) => Transform | undefined;
+export type AnswerWatch = (headers: IncomingHttpHeaders) => AnswerHandling | undefined;
 
 /** One authorized request, handed to the upstream with everything the stages before it decided. */
 export interface UpstreamRequest {
@@ -37,7 +37,7 @@ export interface UpstreamRequest {
   readonly onEventStream?: (stream: IncomingMessage) => void;
   /** Called when this response turns out to be an event stream, with a function that ends it cleanly. */
   readonly onStreamStart?: (end: () => void) => void;
-  /** The body passes through this when it is set: the length may change, so none is sent. */
+  /** Reads the body's answers when it is set: a rewritten body's length may change, so none is sent then. */
   readonly answers?: AnswerWatch;
 }
 

@@ -121,5 +121,7 @@ export async function staged(config: Config, policy: Policy, body: string, grant
   if (!toolCalls.empty) access.toolCalls = toolCalls;
   const parts = { config, policy, mcpMetrics: uncounted } as unknown as PipelineParts;
   await watchAnswers(parts, () => {})(req, {} as ServerResponse, access);
-  return { judgement, stream: access.answers?.({ 'content-type': 'application/json' }) };
+  // A tapped body reaches the client as it is; only a rewriting stream can change what the client sees.
+  const handling = access.answers?.({ 'content-type': 'application/json' });
+  return { judgement, stream: handling && 'rewrite' in handling ? handling.rewrite : undefined };
 }

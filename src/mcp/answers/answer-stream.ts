@@ -1,16 +1,23 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Transform } from 'node:stream';
 import type { Answers } from './answers.ts';
-import { JsonAnswers } from './json-answers.ts';
-import { SseAnswers } from './sse-answers.ts';
+import { JsonAnswers, JsonReader } from './json-answers.ts';
+import type { AnswerReader } from './reader.ts';
+import { SseAnswers, SseReader } from './sse-answers.ts';
 
 /**
- * The stream a response body goes through so its answers can be read: by its content type, JSON or
- * SSE; anything else (a 202, an error page) carries no JSON-RPC answer and goes straight through.
+ * How a response body is read: piped through a stream that may rewrite it (a list answer is owed), or
+ * only tapped as it streams to the client unchanged (the audit's outcome): no stream in between, and the
+ * upstream's Content-Length still holds.
  */
-export function answerStream(answers: Answers, maxBytes: number, headers: IncomingHttpHeaders): Transform | undefined {
+export type AnswerHandling = { readonly rewrite: Transform } | { readonly tap: AnswerReader };
+
+/** By the response's content type, JSON or SSE; anything else (a 202, an error page) carries no JSON-RPC answer and goes straight through. */
+export function answerHandling(answers: Answers, maxBytes: number, headers: IncomingHttpHeaders): AnswerHandling | undefined {
   const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type === 'application/json') return new JsonAnswers(answers, maxBytes);
-  if (type === 'text/event-stream') return new SseAnswers(answers, maxBytes);
-  return undefined;
+  const json = type === 'application/json';
+  if (!json && type !== 'text/event-stream') return undefined;
+  if (answers.holding) return { rewrite: json ? new JsonAnswers(answers, maxBytes) : new SseAnswers(answers, maxBytes) };
+  const discard = () => undefined;
+  return { tap: json ? new JsonReader(answers, maxBytes, discard) : new SseReader(answers, maxBytes, discard) };
 }

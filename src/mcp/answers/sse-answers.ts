@@ -1,6 +1,6 @@
-import { Transform, type TransformCallback } from 'node:stream';
 import { createParser } from 'eventsource-parser';
 import type { Answers } from './answers.ts';
+import { ReaderTransform, type AnswerReader, type Emit } from './reader.ts';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -11,9 +11,10 @@ const LF = 0x0a;
  * answer; progress and every other event go out unchanged. Once nothing is owed, bytes pass as they
  * come, and while an audited answer is owed a copy of each event (up to `maxBytes`) is read for it.
  */
-export class SseAnswers extends Transform {
+export class SseReader implements AnswerReader {
   readonly #answers: Answers;
   readonly #maxBytes: number;
+  readonly #emit: Emit;
   /** The current event's bytes so far: held back, or a copy of what went out. */
   #parts: Buffer[] = [];
   #size = 0;
@@ -30,13 +31,13 @@ export class SseAnswers extends Transform {
   /** The current event is too large to read on a stream that owes no answer by id: it is left out, the stream goes on. */
   #dropping = false;
 
-  constructor(answers: Answers, maxBytes: number) {
-    super();
+  constructor(answers: Answers, maxBytes: number, emit: Emit) {
     this.#answers = answers;
     this.#maxBytes = maxBytes;
+    this.#emit = emit;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+  write(chunk: Buffer): void {
     let start = 0;
     for (let i = 0; i < chunk.length; i += 1) {
       if (this.#endsEvent(chunk[i]!)) {
@@ -45,18 +46,16 @@ export class SseAnswers extends Transform {
       }
     }
     if (start < chunk.length) this.#segment(chunk.subarray(start), false);
-    done();
   }
 
-  override _flush(done: TransformCallback): void {
+  end(): void {
     // An event cut off by the end of the stream is never dispatched by a client. It goes out as it came
     // only when nothing could be hidden: it could be an unread list answer (a compressed stream never
     // ends an event we can see), so otherwise the requests still owed get errors, or it is left out.
     if (this.#held && !this.#replaced && !this.#dropping) {
-      if (!this.#answers.mayHide) for (const part of this.#parts) this.push(part);
+      if (!this.#answers.mayHide) for (const part of this.#parts) this.#emit(part);
       else if (this.#answers.owing) this.#replace();
     }
-    done();
   }
 
   /** A blank line (CR, LF or CRLF after a line terminator) ends an event. */
@@ -87,7 +86,7 @@ export class SseAnswers extends Transform {
       this.#held = this.#answers.holding;
       this.#skipping = !this.#held && !this.#answers.watching;
     }
-    if (!this.#held) this.push(bytes);
+    if (!this.#held) this.#emit(bytes);
     if (!this.#skipping) this.#keep(bytes);
     if (completes) this.#complete();
   }
@@ -103,8 +102,8 @@ export class SseAnswers extends Transform {
     else if (this.#held && this.#answers.mayHide) this.#dropping = true;
     else if (this.#held) {
       // Nothing could be hidden from this caller: the event goes on unread, and the rest of it as it comes.
-      for (const part of this.#parts) this.push(part);
-      this.push(bytes);
+      for (const part of this.#parts) this.#emit(part);
+      this.#emit(bytes);
       this.#held = false;
     }
     this.#parts = [];
@@ -113,14 +112,14 @@ export class SseAnswers extends Transform {
   /** Errors for every request not answered yet, and nothing more of the upstream's. */
   #replace(): void {
     this.#replaced = true;
-    for (const error of this.#answers.unanswered()) this.push(`event: message\ndata: ${JSON.stringify(error)}\n\n`);
+    for (const error of this.#answers.unanswered()) this.#emit(`event: message\ndata: ${JSON.stringify(error)}\n\n`);
   }
 
   #complete(): void {
     if (!this.#skipping && this.#parts.length > 0) {
       const block = Buffer.concat(this.#parts, this.#size);
       const rewritten = this.#read(block);
-      if (this.#held) this.push(rewritten ?? block);
+      if (this.#held) this.#emit(rewritten ?? block);
     }
     this.#parts = [];
     this.#size = 0;
@@ -146,6 +145,13 @@ export class SseAnswers extends Transform {
     }
     const taken = this.#answers.take(payload);
     return taken === payload ? undefined : withData(text, JSON.stringify(taken));
+  }
+}
+
+/** The reader as a stream to pipe a body through. */
+export class SseAnswers extends ReaderTransform {
+  constructor(answers: Answers, maxBytes: number) {
+    super((emit) => new SseReader(answers, maxBytes, emit));
   }
 }
 

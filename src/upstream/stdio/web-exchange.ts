@@ -25,7 +25,9 @@ export async function writeWebResponse(response: Response, res: ServerResponse, 
   const headers: IncomingHttpHeaders = {};
   response.headers.forEach((value, name) => (headers[name] = value));
   const body = response.body;
-  const through = body ? answers?.(headers) : undefined;
+  const handling = body ? answers?.(headers) : undefined;
+  const through = handling && 'rewrite' in handling ? handling.rewrite : undefined;
+  const tap = handling && 'tap' in handling ? handling.tap : undefined;
   if (through) delete headers['content-length'];
   res.writeHead(response.status, headers);
   if (!body) {
@@ -43,7 +45,9 @@ export async function writeWebResponse(response: Response, res: ServerResponse, 
       const { done, value } = await reader.read();
       if (done) break;
       if (!res.destroyed) out.write(value);
+      tap?.write(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
     }
+    tap?.end();
     out.end();
   } catch {
     res.destroy();

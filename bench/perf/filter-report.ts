@@ -1,8 +1,7 @@
 // The list-filtering and tool-call-audit part of the report: the tools/list targets (i)–(k) in the main
 // table's shape, and each filtering or auditing target against the same request with neither.
 import { median, type Window } from './measure.ts';
-import { byId, fixed, markdown, signed, type Summary } from './report.ts';
-import { mib } from './sse.ts';
+import { byId, fixed, markdown, signed, targetTable, type Summary } from './report.ts';
 import type { TargetId } from './targets.ts';
 import { DELETE_TOOLS, LIST_RESPONSE, LIST_TOOLS } from './tool-list.ts';
 
@@ -58,24 +57,7 @@ export function filterPairs(summaries: readonly Summary[], windows: readonly Win
 
 /** (i)–(k) as the main table shows (a)–(h): (i) is the direct reference, (j) the unfiltered proxy. */
 export function listTable(summaries: readonly Summary[]): string {
-  const i = byId(summaries, 'i');
-  const j = byId(summaries, 'j');
-  const rows = summaries
-    .filter((s) => s.request === 'tools/list')
-    .map((s) => [
-      `(${s.id}) ${s.label}`,
-      fixed(s.rps50, 0),
-      `${fixed(s.p50At1, 3)} / ${fixed(s.p99At1, 3)}`,
-      `${fixed(s.p50At50, 2)} / ${fixed(s.p99At50, 2)}`,
-      s.cpuUsPerRequest === undefined ? '—' : fixed(s.cpuUsPerRequest, 1),
-      s.rssBytes === undefined ? '—' : mib(s.rssBytes),
-      fixed(s.rps50 / i.rps50, 2),
-      s.id === 'i' ? '—' : fixed(s.rps50 / j.rps50, 2),
-      s.cpuUsPerRequest === undefined ? '—' : fixed(s.cpuUsPerRequest / j.cpuUsPerRequest!, 2),
-      s.id === 'i' || s.id === 'j' ? '—' : signed(s.p50At1 - j.p50At1, 3),
-    ]);
-  const header = ['target', 'req/s @50', 'p50 / p99 @1 (ms)', 'p50 / p99 @50 (ms)', 'proxy CPU µs/req', 'proxy RSS MiB', 'req/s vs (i)', 'req/s vs (j)', 'CPU vs (j)', 'added p50 @1 over (j) (ms)'];
-  return markdown(header, rows);
+  return targetTable(summaries, 'tools/list', 'i', 'j');
 }
 
 /** Each pair on one row: the CPU it adds per request (paired by round), and what that does to throughput and latency. */

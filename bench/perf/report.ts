@@ -59,28 +59,34 @@ export function summarize(targets: readonly Target[], windows: readonly Window[]
 
 /** The tools/call targets, (a)–(h); the tools/list ones have a table of their own (filter-report.ts). */
 export function mainTable(summaries: readonly Summary[]): string {
-  const a = byId(summaries, 'a');
-  const b = byId(summaries, 'b');
-  const rows = summaries.filter((s) => s.request === 'tools/call').map((s) => [
-    `(${s.id}) ${s.label}`,
-    fixed(s.rps50, 0),
-    `${fixed(s.p50At1, 3)} / ${fixed(s.p99At1, 3)}`,
-    `${fixed(s.p50At50, 2)} / ${fixed(s.p99At50, 2)}`,
-    s.cpuUsPerRequest === undefined ? '—' : fixed(s.cpuUsPerRequest, 1),
-    s.rssBytes === undefined ? '—' : mib(s.rssBytes),
-    fixed(s.rps50 / a.rps50, 2),
-    s.id === 'a' ? '—' : fixed(s.rps50 / b.rps50, 2),
-    s.cpuUsPerRequest === undefined ? '—' : fixed(s.cpuUsPerRequest / b.cpuUsPerRequest!, 2),
-    s.id === 'a' || s.id === 'b' ? '—' : signed(s.p50At1 - b.p50At1, 3),
-  ]);
-  const header = ['target', 'req/s @50', 'p50 / p99 @1 (ms)', 'p50 / p99 @50 (ms)', 'proxy CPU µs/req', 'proxy RSS MiB', 'req/s vs (a)', 'req/s vs (b)', 'CPU vs (b)', 'added p50 @1 over (b) (ms)'];
-  return markdown(header, rows);
+  return targetTable(summaries, 'tools/call', 'a', 'b');
 }
 
 /**
- * Where the CPU went besides the proxy: tells whether the upstream or the load generator was the limit,
- * and how mcp-warden's own garbage collector fared (a slow regime shows as scavenges of several ms).
+ * One row per target of a request kind, against two references: `direct` (straight to the upstream) and
+ * `base` (the proxy every other row is compared with).
  */
+export function targetTable(summaries: readonly Summary[], request: RequestKind, directId: TargetId, baseId: TargetId): string {
+  const direct = byId(summaries, directId);
+  const base = byId(summaries, baseId);
+  const rows = summaries
+    .filter((s) => s.request === request)
+    .map((s) => [
+      `(${s.id}) ${s.label}`,
+      fixed(s.rps50, 0),
+      `${fixed(s.p50At1, 3)} / ${fixed(s.p99At1, 3)}`,
+      `${fixed(s.p50At50, 2)} / ${fixed(s.p99At50, 2)}`,
+      s.cpuUsPerRequest === undefined ? '—' : fixed(s.cpuUsPerRequest, 1),
+      s.rssBytes === undefined ? '—' : mib(s.rssBytes),
+      fixed(s.rps50 / direct.rps50, 2),
+      s.id === directId ? '—' : fixed(s.rps50 / base.rps50, 2),
+      s.cpuUsPerRequest === undefined ? '—' : fixed(s.cpuUsPerRequest / base.cpuUsPerRequest!, 2),
+      s.id === directId || s.id === baseId ? '—' : signed(s.p50At1 - base.p50At1, 3),
+    ]);
+  const header = ['target', 'req/s @50', 'p50 / p99 @1 (ms)', 'p50 / p99 @50 (ms)', 'proxy CPU µs/req', 'proxy RSS MiB', `req/s vs (${directId})`, `req/s vs (${baseId})`, `CPU vs (${baseId})`, `added p50 @1 over (${baseId}) (ms)`];
+  return markdown(header, rows);
+}
+
 export function contextTable(summaries: readonly Summary[], windows: readonly Window[], gc: Partial<Record<string, GcStats>> = {}): string {
   const rows = summaries.map((s) => {
     const mine = windows.filter((window) => window.target === s.id);

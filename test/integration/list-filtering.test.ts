@@ -1,9 +1,10 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CATALOG_RULES as RULES, CATALOG_SCOPES as SCOPES, PROGRESS_GAP_MS, PROGRESS_STEPS, PROMPT_NAMES, RESOURCE_URIS, startCatalogServer, TEMPLATE_URIS, TOOL_NAMES, type CatalogServer } from '../fixtures/catalog-mcp-server.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CATALOG_RULES as RULES, PROGRESS_GAP_MS, PROGRESS_STEPS, PROMPT_NAMES, RESOURCE_URIS, TEMPLATE_URIS, TOOL_NAMES } from '../fixtures/catalog-mcp-server.ts';
+import { type CatalogStack, startCatalogStack } from '../helpers/catalog-stack.ts';
 import { namesOf, rpc } from '../helpers/rpc.ts';
-import { MCP_HEADERS, startStack, type Stack } from '../helpers/stack.ts';
+import { MCP_HEADERS, type Stack } from '../helpers/stack.ts';
 
 const ADMIN_ONLY_TOOLS = TOOL_NAMES.filter((name) => name.startsWith('delete_'));
 
@@ -29,26 +30,18 @@ async function connect(stack: Stack, token: string): Promise<Client> {
 }
 
 describe.each([
-  ['JSON', true],
-  ['SSE', false],
-])('list filtering by scope, %s answers', (_kind, json) => {
-  let catalog: CatalogServer;
-  let stack: Stack;
-  let read: string;
-  let admin: string;
+  ['JSON', 'json'],
+  ['SSE', 'sse'],
+] as const)('list filtering by scope, %s answers', (_kind, upstream) => {
+  let ctx: CatalogStack;
 
   beforeAll(async () => {
-    catalog = await startCatalogServer({ json });
-    stack = await startStack((base) => ({ ...base, upstream: { url: catalog.url }, policy: { rules: RULES } }), { scopes: SCOPES });
-    read = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
-    admin = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read mcp:admin' });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await catalog?.close();
+    ctx = await startCatalogStack(upstream, { policy: { rules: RULES } });
+    return ctx.close;
   });
 
   it('shows a mcp:read caller, through the SDK client and across both pages, every tool but the admin ones; an admin sees them all', async () => {
+    const { stack, read, admin } = ctx;
     const reader = await connect(stack, read);
     const names = await allTools(reader);
     expect(names).toEqual(TOOL_NAMES.filter((name) => !ADMIN_ONLY_TOOLS.includes(name)));
@@ -60,6 +53,7 @@ describe.each([
   });
 
   it('filters prompts, resources and resource templates alike, through raw requests', async () => {
+    const { stack, read, admin } = ctx;
     const prompts = await rpc(stack, read, [
       { jsonrpc: '2.0', id: 1, method: 'prompts/list' },
       { jsonrpc: '2.0', id: 2, method: 'prompts/list', params: { cursor: 'page-2' } },
@@ -75,6 +69,7 @@ describe.each([
   });
 
   it('keeps nextCursor and the other members of a filtered page, and says cacheScope private on 2026-07-28', async () => {
+    const { stack, read, admin } = ctx;
     const first = await rpc(stack, read, { jsonrpc: '2.0', id: 7, method: 'tools/list' }, { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' });
     const result = first.messages[0]!.result as Record<string, unknown>;
     expect(result.nextCursor).toBe('page-2');
@@ -88,26 +83,22 @@ describe.each([
   });
 
   it('counts the hidden entries', async () => {
+    const { stack } = ctx;
     const metrics = await (await fetch(`${stack.warden.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/mcp_warden_list_entries_hidden_total\{list="tools"\} [1-9]/);
   });
 });
 
 describe('an SSE list answer that reports progress first', () => {
-  let catalog: CatalogServer;
-  let stack: Stack;
+  let ctx: CatalogStack;
 
   beforeAll(async () => {
-    catalog = await startCatalogServer({ json: false });
-    stack = await startStack((base) => ({ ...base, upstream: { url: catalog.url }, policy: { rules: RULES } }), { scopes: SCOPES });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await catalog?.close();
+    ctx = await startCatalogStack('sse', { policy: { rules: RULES } });
+    return ctx.close;
   });
 
   it('passes each progress event unchanged as it is sent, and filters only the result', async () => {
-    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const { stack, read: token } = ctx;
     const response = await fetch(stack.mcpUrl, {
       method: 'POST',
       headers: { ...MCP_HEADERS, authorization: `Bearer ${token}` },

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CATALOG_RULES, CATALOG_SCOPES, FAIL_CODE, startCatalogServer, TOOL_NAMES, type CatalogServer } from '../fixtures/catalog-mcp-server.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CATALOG_RULES, FAIL_CODE, TOOL_NAMES } from '../fixtures/catalog-mcp-server.ts';
+import { type CatalogStack, startCatalogStack } from '../helpers/catalog-stack.ts';
 import { namesOf, rpc } from '../helpers/rpc.ts';
-import { ARGUMENT_SENTINEL, startStack, type Stack } from '../helpers/stack.ts';
-import { connectWithToken, startStdioStack } from '../helpers/stdio-stack.ts';
+import { ARGUMENT_SENTINEL, type Stack } from '../helpers/stack.ts';
+import { connectWithToken } from '../helpers/stdio-stack.ts';
 
 const call = (id: number, name: string, args: Record<string, unknown> = { text: ARGUMENT_SENTINEL }) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
 const sha256 = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex');
@@ -11,29 +12,18 @@ const toolCallLines = (stack: Stack, rpcId: number) => stack.logs.filter((line) 
 const metricsOf = async (stack: Stack) => (await fetch(`${stack.warden.adminUrl}/metrics`)).text();
 
 describe.each([
-  ['JSON', true],
-  ['SSE', false],
-])('policy.expose and the tool call audit, %s answers', (_kind, json) => {
-  let catalog: CatalogServer;
-  let stack: Stack;
-  let read: string;
-  let admin: string;
+  ['JSON', 'json'],
+  ['SSE', 'sse'],
+] as const)('policy.expose and the tool call audit, %s answers', (_kind, upstream) => {
+  let ctx: CatalogStack;
 
   beforeAll(async () => {
-    catalog = await startCatalogServer({ json });
-    stack = await startStack(
-      (base) => ({ ...base, upstream: { url: catalog.url }, policy: { rules: CATALOG_RULES, expose: { tools: ['read_*', 'search_*', 'get_*', 'fail', 'delete_file'], prompts: ['greeting'] } } }),
-      { scopes: CATALOG_SCOPES },
-    );
-    read = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
-    admin = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read mcp:admin' });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await catalog?.close();
+    ctx = await startCatalogStack(upstream, { policy: { rules: CATALOG_RULES, expose: { tools: ['read_*', 'search_*', 'get_*', 'fail', 'delete_file'], prompts: ['greeting'] } } });
+    return ctx.close;
   });
 
   it('lists only exposed tools and prompts, and of those only what the scopes allow', async () => {
+    const { stack, read, admin } = ctx;
     const listed = await rpc(stack, read, { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { cursor: 'all' } });
     expect(namesOf(listed.messages[0], 'tools', 'name')).toEqual(['read_file', 'search_docs', 'get_status', 'fail']);
     const asAdmin = await rpc(stack, admin, { jsonrpc: '2.0', id: 2, method: 'tools/list', params: { cursor: 'all' } });
@@ -43,6 +33,8 @@ describe.each([
   });
 
   it('answers a call outside the allowlist as the upstream answers an unknown tool, even for an admin, and never forwards it', async () => {
+    const { stack, admin } = ctx;
+    const catalog = ctx.catalog!;
     const before = catalog.received.length;
     const refused = await rpc(stack, admin, call(10, 'delete_everything'));
     expect(refused.status).toBe(200);
@@ -57,6 +49,7 @@ describe.each([
   });
 
   it('writes one line per call with who, what, the decision, the arguments hash and the outcome, never the arguments', async () => {
+    const { stack, read } = ctx;
     const allowed = await rpc(stack, read, call(20, 'read_file'));
     expect(allowed.messages.at(-1)).toMatchObject({ id: 20, result: { content: [{ text: 'called read_file' }] } });
     const failed = await rpc(stack, read, call(21, 'fail'));
@@ -80,76 +73,56 @@ describe.each([
 });
 
 describe('a list too large to filter', () => {
-  let catalog: CatalogServer;
-  let stack: Stack;
-  let token: string;
+  let ctx: CatalogStack;
 
   beforeAll(async () => {
-    catalog = await startCatalogServer({ json: false });
-    stack = await startStack((base) => ({ ...base, upstream: { url: catalog.url }, policy: { max_response_bytes: 1024, rules: CATALOG_RULES } }), { scopes: CATALOG_SCOPES });
-    token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await catalog?.close();
+    ctx = await startCatalogStack('sse', { policy: { max_response_bytes: 1024, rules: CATALOG_RULES } });
+    return ctx.close;
   });
 
   it('answers a list too large to filter with an error, never the hidden entries; an admin, who can be hidden nothing, gets it whole', async () => {
+    const { stack, read: token, admin } = ctx;
     const tooLarge = await rpc(stack, token, { jsonrpc: '2.0', id: 30, method: 'tools/list', params: { cursor: 'all' } });
     expect(tooLarge.messages).toEqual([{ jsonrpc: '2.0', id: 30, error: { code: -32603, message: 'the response was too large for the proxy to filter' } }]);
     expect(tooLarge.raw).not.toContain('delete_everything');
-    const admin = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read mcp:admin' });
     const whole = await rpc(stack, admin, { jsonrpc: '2.0', id: 31, method: 'tools/list', params: { cursor: 'all' } });
     expect(namesOf(whole.messages.at(-1), 'tools', 'name')).toEqual(TOOL_NAMES);
   });
 });
 
 describe('the audit by default, and turned off', () => {
-  let catalog: CatalogServer;
-  beforeAll(async () => {
-    catalog = await startCatalogServer({ json: true });
-  });
-  afterAll(async () => {
-    await catalog?.close();
-  });
-
   it('audits calls with no policy configured at all', async () => {
-    const stack = await startStack((base) => ({ ...base, upstream: { url: catalog.url } }));
+    const { stack, read: token, close } = await startCatalogStack('json', {});
     try {
-      const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
       const answer = await rpc(stack, token, call(40, 'read_file'));
       expect(answer.messages.at(-1)).toMatchObject({ id: 40, result: { content: [{ text: 'called read_file' }] } });
       expect(toolCallLines(stack, 40)).toEqual([expect.objectContaining({ decision: 'allow', outcome: 'result', name: 'read_file', arguments_sha256: sha256({ text: ARGUMENT_SENTINEL }) })]);
     } finally {
-      await stack.close();
+      await close();
     }
   });
 
   it('writes no tool call line with audit.tool_calls false', async () => {
-    const stack = await startStack((base) => ({ ...base, upstream: { url: catalog.url }, audit: { tool_calls: false } }));
+    const { stack, read: token, close } = await startCatalogStack('json', { audit: { tool_calls: false } });
     try {
-      const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
       expect((await rpc(stack, token, call(41, 'read_file'))).status).toBe(200);
       expect(stack.logs.filter((line) => line.msg === 'tool call')).toEqual([]);
     } finally {
-      await stack.close();
+      await close();
     }
   });
 });
 
 describe('a stdio upstream', () => {
-  let stack: Stack;
+  let ctx: CatalogStack;
 
   beforeAll(async () => {
-    const fixture = new URL('../fixtures/catalog-mcp-server.ts', import.meta.url).pathname;
-    stack = await startStdioStack({ command: [process.execPath, fixture, '--stdio'] }, { policy: { rules: CATALOG_RULES } });
-  });
-  afterAll(async () => {
-    await stack?.close();
+    ctx = await startCatalogStack('stdio', { policy: { rules: CATALOG_RULES } });
+    return ctx.close;
   });
 
   it('filters lists and audits calls through the stdio bridge as through HTTP', async () => {
-    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const { stack, read: token } = ctx;
     const { client, close } = await connectWithToken(stack.mcpUrl, token);
     try {
       const { tools } = await client.listTools({ cursor: 'all' });

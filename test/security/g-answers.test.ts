@@ -4,26 +4,19 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CATALOG_RULES, CATALOG_SCOPES, type CatalogServer, startCatalogServer } from '../fixtures/catalog-mcp-server.ts';
+import { CATALOG_RULES, CATALOG_SCOPES } from '../fixtures/catalog-mcp-server.ts';
+import { type CatalogStack, startCatalogStack } from '../helpers/catalog-stack.ts';
 import { namesOf, rpc } from '../helpers/rpc.ts';
 import { MCP_HEADERS, startStack, type Stack } from '../helpers/stack.ts';
-import { startStdioStack } from '../helpers/stdio-stack.ts';
 
 const list = (id: unknown) => ({ jsonrpc: '2.0', id, method: 'tools/list', params: { cursor: 'all' } });
 
 describe('request ids that could carry a list answer past its filter', () => {
-  let catalog: CatalogServer;
-  let stack: Stack;
-  let token: string;
+  let ctx: CatalogStack;
 
   beforeAll(async () => {
-    catalog = await startCatalogServer({ json: true });
-    stack = await startStack((base) => ({ ...base, upstream: { url: catalog.url }, policy: { rules: CATALOG_RULES } }), { scopes: CATALOG_SCOPES });
-    token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await catalog?.close();
+    ctx = await startCatalogStack('json', { policy: { rules: CATALOG_RULES } });
+    return ctx.close;
   });
 
   it.each([
@@ -32,6 +25,8 @@ describe('request ids that could carry a list answer past its filter', () => {
     ['an id that is an object', list({ n: 1 })],
     ['an id member spelled ID, which a Go server reads as the id', { jsonrpc: '2.0', ID: 1, method: 'tools/list', params: { cursor: 'all' } }],
   ])('refuses %s with 400 and forwards nothing', async (_name, body) => {
+    const { stack, read: token } = ctx;
+    const catalog = ctx.catalog!;
     const before = catalog.received.length;
     const answer = await rpc(stack, token, body);
     expect(answer.status).toBe(400);
@@ -40,6 +35,7 @@ describe('request ids that could carry a list answer past its filter', () => {
   });
 
   it('filters a list answered alongside other answers in a batch, by each id', async () => {
+    const { stack, read: token } = ctx;
     const answer = await rpc(stack, token, [list('a'), list('b'), { jsonrpc: '2.0', id: 'c', method: 'tools/call', params: { name: 'read_file', arguments: {} } }]);
     expect(answer.messages).toHaveLength(3);
     for (const message of answer.messages.filter((candidate) => candidate.id !== 'c')) expect(namesOf(message, 'tools', 'name')).not.toContain('delete_everything');
@@ -48,19 +44,16 @@ describe('request ids that could carry a list answer past its filter', () => {
 });
 
 describe('a resumed stream that replays a list answer', () => {
-  let stack: Stack;
+  let ctx: CatalogStack;
 
   beforeAll(async () => {
     // The stdio bridge keeps every session's events for resumption (Last-Event-ID): the replay must be filtered too.
-    const fixture = new URL('../fixtures/catalog-mcp-server.ts', import.meta.url).pathname;
-    stack = await startStdioStack({ command: [process.execPath, fixture, '--stdio'] }, { policy: { rules: CATALOG_RULES } });
-  });
-  afterAll(async () => {
-    await stack?.close();
+    ctx = await startCatalogStack('stdio', { policy: { rules: CATALOG_RULES } });
+    return ctx.close;
   });
 
   it('filters the answer on the GET that resumes a POST stream the client left', async () => {
-    const token = await stack.as.mintToken({ resource: stack.mcpUrl, scope: 'mcp:read' });
+    const { stack, read: token } = ctx;
     const headers = { ...MCP_HEADERS, authorization: `Bearer ${token}` };
     const init = await fetch(stack.mcpUrl, {
       method: 'POST',

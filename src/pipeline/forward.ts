@@ -19,7 +19,7 @@ export function forward(parts: PipelineParts): Step {
     const principal = access.principal!;
     const presentedSession = req.headers['mcp-session-id'];
     const mcpMethod = req.headers['mcp-method'];
-    // Without rules the body is never read: the 2026-07-28 Mcp-Method header is then the only hint.
+    // A body that was not read (no rules, no audit) leaves the 2026-07-28 Mcp-Method header as the only hint.
     if (!access.rpc && typeof mcpMethod === 'string') {
       const name = req.headers['mcp-name'];
       access.rpc = { methods: [mcpMethod], target: typeof name === 'string' ? decodeHeaderValue(name) : undefined };

@@ -14,8 +14,8 @@ import { answerUnexposed } from './unexposed.ts';
 
 /**
  * Rules or an allowlist are on, tool calls are audited, or the upstream relays messages: the JSON-RPC
- * body of a POST is read and judged whole before a byte of it is forwarded (without rules, judging only
- * checks that it is JSON-RPC at all).
+ * body of a POST is read and judged whole before a byte of it is forwarded (without rules or an allowlist,
+ * judging only checks that it is JSON-RPC at all, and names the calls the audit writes lines for).
  */
 export function inspect(parts: PipelineParts, next: Step): Step {
   const { config, policy, upstream, logger, mcpMetrics } = parts;

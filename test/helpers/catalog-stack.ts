@@ -17,7 +17,10 @@ export interface CatalogStack {
 export async function startCatalogStack(upstream: 'json' | 'sse' | 'stdio', extra: Record<string, unknown>): Promise<CatalogStack> {
   const catalog = upstream === 'stdio' ? undefined : await startCatalogServer({ json: upstream === 'json' });
   const upstreamConfig = catalog ? { url: catalog.url } : { command: [process.execPath, FIXTURE, '--stdio'] };
-  const stack = await startStack((base) => ({ ...base, upstream: upstreamConfig, ...extra }), { scopes: CATALOG_SCOPES });
+  const stack = await startStack((base) => ({ ...base, upstream: upstreamConfig, ...extra }), { scopes: CATALOG_SCOPES }).catch(async (error: unknown) => {
+    await catalog?.close();
+    throw error;
+  });
   return {
     stack,
     catalog,

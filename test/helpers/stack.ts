@@ -68,7 +68,7 @@ export async function startStack(
     async close() {
       await warden.shutdown();
       await Promise.all([as.close(), mcp.close()]);
-      assertNothingSecretLogged(logs, [...minted, as.introspectionClient.client_secret, ...testSecrets(), ARGUMENT_SENTINEL]);
+      assertNothingSecretLogged(logs, [...minted, as.introspectionClient.client_secret, ...testSecrets()]);
     },
   };
 }
@@ -78,7 +78,8 @@ export const ARGUMENT_SENTINEL = 'argument-sentinel-5b1e9c';
 
 /**
  * Every stack checks its own log lines when it closes, so the whole integration suite proves that no
- * token (JWT-shaped, or one the AS minted), no Authorization value and no configured secret is logged.
+ * token (JWT-shaped, or one the AS minted), no Authorization value, no configured secret and no tool
+ * argument (the sentinel) is logged.
  */
 export function assertNothingSecretLogged(logs: ReadonlyArray<Record<string, unknown>>, secrets: readonly string[]): void {
   const text = JSON.stringify(logs);
@@ -86,7 +87,7 @@ export function assertNothingSecretLogged(logs: ReadonlyArray<Record<string, unk
     /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/.exec(text)?.[0],
     /bearer [A-Za-z0-9._~+/-]{8,}/i.exec(text)?.[0],
     /basic [A-Za-z0-9+/=]{8,}/i.exec(text)?.[0],
-    ...secrets.filter((secret) => secret.length >= 6 && text.includes(secret)),
+    ...[...secrets, ARGUMENT_SENTINEL].filter((secret) => secret.length >= 6 && text.includes(secret)),
   ].filter(Boolean);
   if (leaks.length > 0) throw new Error(`secrets in the logs: ${leaks.map((leak) => String(leak).slice(0, 12)).join(', ')}…`);
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './lifecycle/gc-flags.ts';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile } from './config/load.ts';

@@ -145,7 +145,7 @@ export class Forwarder implements Upstream {
       exchange.request.onEventStream?.(proxyRes);
       const end = () => {
         exchange.closing = true;
-        proxyRes.unpipe(res);
+        (through ?? proxyRes).unpipe(res);
         res.end();
         proxyRes.destroy();
       };

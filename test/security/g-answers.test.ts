@@ -1,6 +1,7 @@
 // Attempts to see what list filtering hides, or to call what policy.expose hides, by other roads than
 // the plain request: colliding ids, ids of types an upstream may read differently, a resumed stream
-// that replays a POST's answer, and the legacy HTTP+SSE transport that answers on the GET stream.
+// that replays a POST's answer, and the legacy HTTP+SSE transport that answers on the GET stream; and a
+// filtered stream must still end the way an unfiltered one does.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,8 @@ import { CATALOG_RULES, CATALOG_SCOPES } from '../fixtures/catalog-mcp-server.ts
 import { type CatalogStack, startCatalogStack } from '../helpers/catalog-stack.ts';
 import { namesOf, rpc } from '../helpers/rpc.ts';
 import { MCP_HEADERS, startStack, type Stack } from '../helpers/stack.ts';
+import { validToken } from './helpers.ts';
+import { startFaultyServer } from '../helpers/jwks-server.ts';
 
 const list = (id: unknown) => ({ jsonrpc: '2.0', id, method: 'tools/list', params: { cursor: 'all' } });
 
@@ -115,5 +118,36 @@ describe('the legacy HTTP+SSE transport, whose answers come on the GET stream', 
     };
     expect(await listWith('mcp:read')).not.toContain('delete_file');
     expect(await listWith('mcp:read mcp:admin')).toContain('delete_file');
+  });
+});
+
+describe('a filtered GET stream', () => {
+  let upstream: Awaited<ReturnType<typeof startFaultyServer>>;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    // A stream that never pauses: whatever the proxy still holds when it ends the stream must not be written after the end.
+    upstream = await startFaultyServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const timer = setInterval(() => res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { data: 'x'.repeat(2000) } })}\n\n`), 1);
+      res.once('close', () => clearInterval(timer));
+    });
+    stack = await startStack((base) => ({ ...base, upstream: { url: upstream.url }, policy: { rules: CATALOG_RULES } }), { scopes: CATALOG_SCOPES });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await upstream?.close();
+  });
+
+  it('ends cleanly at its token’s expiry while events are flowing, and the proxy serves on', async () => {
+    const token = await validToken(stack, { exp: Math.floor(Date.now() / 1000) + 2 });
+    const stream = await fetch(stack.mcpUrl, { headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(8000) });
+    expect(stream.status).toBe(200);
+    const body = await stream.text();
+    expect(body.endsWith('\n\n')).toBe(true);
+    const fresh = await validToken(stack);
+    const after = await fetch(stack.mcpUrl, { headers: { accept: 'text/event-stream', authorization: `Bearer ${fresh}` }, signal: AbortSignal.timeout(2000) }).catch((error: Error) => error);
+    expect(after).toBeInstanceOf(Response);
+    await (after as Response).body?.cancel();
   });
 });

@@ -70,9 +70,10 @@ function planAnswers(access: Access, policy: Policy, scopes: () => ReadonlySet<s
     if (message.method === undefined || message.id === undefined) continue;
     ids.push(message.id);
     const list: ListShape | undefined = LIST_SHAPES.get(message.method);
-    const hides = list !== undefined && policy.mayHide(list.callMethod, scopes());
-    const filtered = list !== undefined && (hides || (cacheHints && policy.variesByCaller(list.callMethod)));
-    mayHide ||= hides;
+    const filtered = list !== undefined && (policy.mayHide(list.callMethod, scopes()) || (cacheHints && policy.variesByCaller(list.callMethod)));
+    // A list that must say cacheScope private is rewritten even for a caller it hides nothing from: one too
+    // large to read is then refused too, rather than reach a shared cache unmarked.
+    mayHide ||= filtered;
     const audited = access.toolCalls?.watches(message.id) ?? false;
     if (filtered || audited) watched.push({ id: message.id, list: filtered ? list : undefined, audited });
   }

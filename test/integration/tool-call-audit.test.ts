@@ -87,6 +87,9 @@ describe('a list too large to filter', () => {
     expect(tooLarge.raw).not.toContain('delete_everything');
     const whole = await rpc(stack, admin, { jsonrpc: '2.0', id: 31, method: 'tools/list', params: { cursor: 'all' } });
     expect(namesOf(whole.messages.at(-1), 'tools', 'name')).toEqual(TOOL_NAMES);
+    // On 2026-07-28 the admin's list must still say cacheScope private: one too large to rewrite is refused, not passed unmarked.
+    const unmarkable = await rpc(stack, admin, { jsonrpc: '2.0', id: 32, method: 'tools/list', params: { cursor: 'all' } }, { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' });
+    expect(unmarkable.messages).toEqual([expect.objectContaining({ id: 32, error: expect.objectContaining({ code: -32603 }) })]);
   });
 });
 

@@ -18,7 +18,7 @@ export interface AnswerRules {
   readonly allows: (callMethod: string, target: string) => boolean;
   /** Whether a list of this kind must say `cacheScope: "private"`. */
   readonly markPrivate: (list: ListShape) => boolean;
-  /** False only when no entry could be hidden from this caller: then a list too large to read may pass unread. */
+  /** False only when no list answer needs rewriting for this caller: then one too large to read may pass unread. */
   readonly mayHide: boolean;
   readonly onAnswer: (id: RpcId, outcome: AnswerOutcome) => void;
   readonly onHidden: (list: ListShape, count: number) => void;

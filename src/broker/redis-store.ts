@@ -66,6 +66,12 @@ export class RedisStore implements BrokerStore {
     return result ? { value: JSON.parse(result[0]) as T, first: result[1] === 1 } : undefined;
   }
 
+  /** One HMGET: the value and the used mark are read together. */
+  async peek<T>(kind: RecordKind, key: string): Promise<{ value: T; used: boolean } | undefined> {
+    const [value, used] = await this.#redis.hmget(this.#key(kind, key), 'v', 'u');
+    return value === null || value === undefined ? undefined : { value: JSON.parse(value) as T, used: used !== null && used !== undefined };
+  }
+
   async delete(kind: RecordKind, key: string): Promise<void> {
     await this.#redis.del(this.#key(kind, key));
   }

@@ -11,6 +11,7 @@ export class SqliteStore implements BrokerStore {
   readonly #db: DatabaseSync;
   readonly #now: () => number;
   readonly #get: StatementSync;
+  readonly #peek: StatementSync;
   readonly #upsert: StatementSync;
   readonly #insert: StatementSync;
   readonly #use: StatementSync;
@@ -39,6 +40,7 @@ export class SqliteStore implements BrokerStore {
     `);
     const live = '(expires_at IS NULL OR expires_at > ?)';
     this.#get = this.#db.prepare(`SELECT value FROM records WHERE kind = ? AND key = ? AND ${live}`);
+    this.#peek = this.#db.prepare(`SELECT value, used_at FROM records WHERE kind = ? AND key = ? AND ${live}`);
     this.#upsert = this.#db.prepare(
       'INSERT INTO records (kind, key, value, expires_at, used_at) VALUES (?, ?, ?, ?, NULL) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, used_at = NULL',
     );
@@ -75,6 +77,11 @@ export class SqliteStore implements BrokerStore {
     if (marked) return { value: JSON.parse(marked.value) as T, first: true };
     const value = await this.get<T>(kind, key);
     return value === undefined ? undefined : { value, first: false };
+  }
+
+  async peek<T>(kind: RecordKind, key: string): Promise<{ value: T; used: boolean } | undefined> {
+    const row = this.#peek.get(kind, key, this.#now()) as { value: string; used_at: number | null } | undefined;
+    return row ? { value: JSON.parse(row.value) as T, used: row.used_at !== null } : undefined;
   }
 
   async delete(kind: RecordKind, key: string): Promise<void> {

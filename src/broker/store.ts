@@ -25,6 +25,11 @@ export interface BrokerStore {
    * refresh-token rotation tell a replay from a first use.
    */
   use<T>(kind: RecordKind, key: string): Promise<{ value: T; first: boolean } | undefined>;
+  /**
+   * A record and whether it was used, without marking it: a request is judged whole on this before `use`
+   * spends the record, so a refused refresh request leaves its refresh token unspent.
+   */
+  peek<T>(kind: RecordKind, key: string): Promise<{ value: T; used: boolean } | undefined>;
   delete(kind: RecordKind, key: string): Promise<void>;
   list<T>(kind: RecordKind): Promise<Array<StoredRecord<T>>>;
   count(kind: RecordKind): Promise<number>;

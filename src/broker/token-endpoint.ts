@@ -10,7 +10,7 @@ import type { Revocations } from './revocations.ts';
 import { hashSecret, newSecret, PKCE_VALUE, s256 } from './secrets.ts';
 import type { BrokerStore } from './store.ts';
 
-/** A refresh token's record, kept under its hash; rotation marks it used and issues the next one. */
+/** A refresh token's record, kept under its hash; rotation issues the next one, then marks this one used. */
 interface RefreshGrant {
   readonly clientId: string;
   readonly subject: string;
@@ -33,8 +33,9 @@ export interface TokenEndpointOptions {
 
 /**
  * RFC 6749 §3.2 with OAuth 2.1's rules: single-use codes bound to the client, redirect URI, PKCE verifier
- * and resource; refresh tokens rotated on every use, and a reused one taken as theft: the whole family
- * (every refresh token and access token of that grant) is revoked.
+ * and resource; refresh tokens rotated on every use that issues tokens (a refused refresh request spends
+ * nothing), and a rotated one that comes back taken as theft: the whole family (every refresh token and
+ * access token of that grant) is revoked.
  */
 export class TokenEndpoint {
   readonly #o: TokenEndpointOptions;
@@ -86,27 +87,22 @@ export class TokenEndpoint {
       throw new OAuthError('invalid_grant', 'the PKCE code_verifier does not match the code_challenge');
     }
     this.#checkResource(form, request.resource);
-    return this.#issue(client, { clientId: client.client_id, subject: grant.subject, resource: request.resource, scope: request.scope, grantId: grant.grantId });
+    return (await this.#issue(client, { clientId: client.client_id, subject: grant.subject, resource: request.resource, scope: request.scope, grantId: grant.grantId })).body;
   }
 
   async #refreshToken(client: BrokerClient, form: FormParams): Promise<Record<string, unknown>> {
     const token = form.get('refresh_token');
     if (!token) throw new OAuthError('invalid_request', 'refresh_token is required');
     const key = hashSecret(token);
-    // Revocation is checked before the token is used, not after: among concurrent uses the first one
-    // wins whatever the others then revoke (its tokens die with the family), so exactly one rotates.
-    const known = await this.#o.store.get<RefreshGrant>('refresh', key);
-    if (!known || (await this.#o.revocations.isGrantRevoked(known.grantId))) throw new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
-    const used = await this.#o.store.use<RefreshGrant>('refresh', key);
-    if (!used) throw new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
-    const grant = used.value;
+    // The request is judged whole before the token is spent: rotation is the issuing of a new token
+    // (RFC 9700 §4.14.2), so a refused request (another client, invalid_target, invalid_scope) leaves the
+    // token usable, and the client's corrected retry is no replay.
+    const known = await this.#o.store.peek<RefreshGrant>('refresh', key);
+    if (!known || (await this.#o.revocations.isGrantRevoked(known.value.grantId))) throw new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
+    const grant = known.value;
     if (grant.clientId !== client.client_id) throw new OAuthError('invalid_grant', 'the refresh token was issued to another client');
-    if (!used.first) {
-      // OAuth 2.1 §4.3.1 / RFC 9700 §4.14.2: a rotated token came back, so two parties hold the family.
-      this.#o.onReplay('refresh_token');
-      await this.#o.revocations.revokeGrant(grant.grantId);
-      throw new OAuthError('invalid_grant', 'the refresh token was already used; its whole grant is revoked');
-    }
+    // A rotated token is a replay whatever else the request asks: it is not given the chance to be refused for something else.
+    if (known.used) throw await this.#replayed(grant);
     this.#checkResource(form, grant.resource);
     const asked = form.get('scope');
     let scope = grant.scope;
@@ -115,7 +111,22 @@ export class TokenEndpoint {
       if (narrowed.some((token) => !grant.scope.includes(token))) throw new OAuthError('invalid_scope', 'a refresh cannot widen the grant');
       scope = narrowed;
     }
-    return this.#issue(client, grant, scope);
+    const issued = await this.#issue(client, grant, scope);
+    // Spent last, once the new tokens exist, and atomically: among concurrent uses exactly one is first.
+    // The others are replays (the winner's tokens die with the family), as is a use that came after ours.
+    const used = await this.#o.store.use<RefreshGrant>('refresh', key);
+    if (used?.first) return issued.body;
+    // Lost (or the token expired meanwhile): the new tokens are never sent, and the stored one goes.
+    const refusal = used ? await this.#replayed(grant) : new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
+    if (issued.refreshKey !== undefined) await this.#o.store.delete('refresh', issued.refreshKey);
+    throw refusal;
+  }
+
+  /** OAuth 2.1 §4.3.1 / RFC 9700 §4.14.2: a rotated token came back, so two parties hold the family. Revokes it; returns the refusal. */
+  async #replayed(grant: RefreshGrant): Promise<OAuthError> {
+    this.#o.onReplay('refresh_token');
+    await this.#o.revocations.revokeGrant(grant.grantId);
+    return new OAuthError('invalid_grant', 'the refresh token was already used; its whole grant is revoked');
   }
 
   #checkResource(form: FormParams, resource: string): void {
@@ -123,8 +134,12 @@ export class TokenEndpoint {
     if (asked !== undefined && asked !== resource) throw new OAuthError('invalid_target', 'tokens are issued only for the resource of the grant');
   }
 
-  /** `scope` may narrow the access token (RFC 6749 §6); the refresh token keeps the whole grant. */
-  async #issue(client: BrokerClient, grant: RefreshGrant, scope = grant.scope): Promise<Record<string, unknown>> {
+  /**
+   * Signs the access token and stores the next refresh token; the caller sends `body`. `scope` may narrow
+   * the access token (RFC 6749 §6); the refresh token keeps the whole grant. `refreshKey` names the stored
+   * refresh token, for a caller that ends up not sending it.
+   */
+  async #issue(client: BrokerClient, grant: RefreshGrant, scope = grant.scope): Promise<{ body: Record<string, unknown>; refreshKey?: string }> {
     const accessToken = await this.#o.accessTokens.issue({ ...grant, scope });
     const body: Record<string, unknown> = {
       access_token: accessToken,
@@ -132,11 +147,11 @@ export class TokenEndpoint {
       expires_in: this.#o.accessTokens.ttlSeconds,
       scope: scope.join(' '),
     };
-    if (client.grant_types.includes('refresh_token')) {
-      const refreshToken = newSecret();
-      await this.#o.store.put('refresh', hashSecret(refreshToken), grant, Date.now() + this.#o.refreshTtlMs);
-      body.refresh_token = refreshToken;
-    }
-    return body;
+    if (!client.grant_types.includes('refresh_token')) return { body };
+    const refreshToken = newSecret();
+    const refreshKey = hashSecret(refreshToken);
+    await this.#o.store.put('refresh', refreshKey, grant, Date.now() + this.#o.refreshTtlMs);
+    body.refresh_token = refreshToken;
+    return { body, refreshKey };
   }
 }

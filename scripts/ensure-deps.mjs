@@ -1,4 +1,6 @@
-// Runs before `npm test` and `npm run demo` so that a fresh clone needs no separate install step.
+// Runs before `npm test`, `npm start`, `npm run demo`, `npm run demo:client` and `npm pack`, so that a
+// fresh clone needs no separate install step, and so that an old Node.js gets this one line instead of
+// a stack trace (the check comes first, in plain JavaScript any old Node.js can run).
 import { existsSync } from 'node:fs';
 import { execSync } from 'node:child_process';
 

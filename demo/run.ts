@@ -18,6 +18,9 @@ const port = (name: string, fallback: number) => Number(process.env[name] ?? fal
 const WARDEN_PORT = port('DEMO_WARDEN_PORT', 8080);
 const ADMIN_PORT = port('DEMO_ADMIN_PORT', 9464);
 const AS_PORT = port('DEMO_AS_PORT', 4444);
+// The broker demo's identity provider is a different server from the plain demo's authorization server:
+// on its own port, a client registered with one (the Inspector keeps its registration) is never sent to the other.
+const IDP_PORT = port('DEMO_IDP_PORT', 4445);
 const MCP_PORT = port('DEMO_MCP_PORT', 3000);
 const SCOPES = ['mcp:read', 'mcp:write'];
 const INSPECTOR_ORIGINS = ['http://localhost:6274', 'http://127.0.0.1:6274'];
@@ -33,7 +36,7 @@ const storeDir = brokered ? mkdtempSync(join(tmpdir(), 'mcp-warden-demo-')) : un
 let as: { issuer: string; close(): Promise<void> };
 let trust: Record<string, unknown>;
 if (brokered) {
-  const idp = await startIdentityProvider({ port: AS_PORT, redirectUri: `${origin}/oauth/callback`, account: 'demo-user' });
+  const idp = await startIdentityProvider({ port: IDP_PORT, redirectUri: `${origin}/oauth/callback`, account: 'demo-user' });
   process.env.DEMO_IDP_CLIENT_SECRET = idp.client.client_secret;
   as = idp;
   trust = {

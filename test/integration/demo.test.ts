@@ -16,12 +16,16 @@ describe('the quick-start demo', () => {
       DEMO_WARDEN_PORT: String(await freePort()),
       DEMO_ADMIN_PORT: String(await freePort()),
       DEMO_AS_PORT: String(await freePort()),
+      DEMO_IDP_PORT: String(await freePort()),
       DEMO_MCP_PORT: String(await freePort()),
     };
     const demo = spawn(process.execPath, ['demo/run.ts', ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] });
     try {
       const banner = await bannerOf(demo);
       expect(banner).toContain(`MCP endpoint, protected     http://127.0.0.1:${env.DEMO_WARDEN_PORT}/mcp`);
+      // The broker demo's identity provider has a port of its own, never the plain demo's authorization server's.
+      if (args.length > 0) expect(banner).toContain(`Identity provider           http://127.0.0.1:${env.DEMO_IDP_PORT}`);
+      else expect(banner).toContain(`Authorization server        http://127.0.0.1:${env.DEMO_AS_PORT}`);
       const { stdout } = await promisify(execFile)(process.execPath, ['demo/client.ts'], { cwd: root, env, timeout: 15_000 });
       expect(stdout).toContain('authorized: sub=demo-user');
       expect(stdout).toContain('tools: echo, countdown, read_file, delete_file, broadcast, slow');

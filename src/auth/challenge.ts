@@ -101,6 +101,8 @@ export function challengeFor(reason: AuthFailureReason, context: ChallengeContex
   if (context.scope.length > 0 && row.error !== 'invalid_request') params.push(`scope="${context.scope.join(' ')}"`);
   if (row.error) params.push(`error="${row.error}"`, `error_description="${row.description}"`);
   headers['www-authenticate'] = `Bearer ${params.join(', ')}`;
+  // RFC 6750 §3.1 governs the challenge, which names no error for a request without credentials; the JSON body
+  // is ours, and always has an `error` for clients that read only the body: the code, else `unauthorized`.
   const body = row.error ? { error: row.error, error_description: row.description } : { error: 'unauthorized', error_description: row.description };
   return { status: row.status, headers, body: JSON.stringify(body) };
 }

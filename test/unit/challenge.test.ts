@@ -26,6 +26,12 @@ describe('challenges', () => {
     expect(challenge.headers['www-authenticate']).toBe(`Bearer resource_metadata="${context.resourceMetadataUrl}", scope="mcp:read mcp:write"`);
   });
 
+  it('gives a request without credentials no RFC 6750 error code in the challenge, and the body error "unauthorized"', () => {
+    const challenge = challengeFor('missing_token', context);
+    expect(challenge.headers['www-authenticate']).not.toMatch(/error/);
+    expect(JSON.parse(challenge.body)).toEqual({ error: 'unauthorized', error_description: 'bearer token required' });
+  });
+
   it.each(AUTH_FAILURE_REASONS.filter((reason) => REASONS[reason].status <= 403 && (REASONS[reason].error || reason === 'missing_token')))(
     '%s parses with the strict grammar and with the official SDK',
     (reason) => {

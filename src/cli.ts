@@ -3,55 +3,114 @@ import './lifecycle/gc-flags.ts';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile } from './config/load.ts';
-import { checkDeployment, clientView } from './diagnostics/check.ts';
-import { startWarden } from './server.ts';
+import { requireSecrets } from './config/secret-problems.ts';
+import { packageVersion } from './package-version.ts';
 
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
 const EXIT_CONFIG = 2;
-const USAGE = `usage: mcp-warden --config FILE         run (or MCP_WARDEN_CONFIG=FILE)
-       mcp-warden check --config FILE   probe issuers, keys, introspection and the upstream, then exit
+const COMMANDS = ['run', 'check', 'validate'] as const;
+type Command = (typeof COMMANDS)[number];
+
+const USAGE = `usage: mcp-warden [run] --config FILE     run the proxy
+       mcp-warden check --config FILE     validate, then probe issuer discovery, keys, introspection and
+                                          the upstream; print what a client will see
+       mcp-warden validate --config FILE  validate offline and exit: YAML, schema, cross-field rules, and
+                                          that every \${env:NAME} and \${file:/path} can be read now;
+                                          no network request is made (for CI and init containers)
+       mcp-warden --version | --help
+
+options:
+  -c, --config FILE  the YAML config (default: $MCP_WARDEN_CONFIG)
+  -v, --version      print "mcp-warden <version>" and exit
+  -h, --help         print this help and exit
+
+exit codes:
+  0  run: drained and stopped after SIGTERM or SIGINT; check: every probe passed; validate: the config is valid
+  1  run: failed at start for a reason other than the config, failed to shut down, or a second signal
+     cut the drain short; check: a probe failed
+  2  the config is invalid or a secret it names cannot be read (run exits before it listens), or the
+     command line is wrong
 
 Puts OAuth 2.1 in front of an unmodified MCP server. See config.example.yaml.`;
 
+/** A command line that names no command we have, an unknown option, or a flag without its value. */
+class UsageError extends Error {}
+
+function parseCommandLine(argv: string[]): { command: Command; config: string | undefined; help: boolean; version: boolean } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    // parseArgs throws a TypeError with a code (ERR_PARSE_ARGS_*); its first sentence says what is wrong.
+    throw new UsageError(firstSentence((error as Error).message));
+  }
+  const { values, positionals } = parsed;
+  const [command = 'run', ...extra] = positionals;
+  if (!isCommand(command)) throw new UsageError(`unknown command ${command}`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
+  return { command, config: values.config, help: values.help ?? false, version: values.version ?? false };
+}
+
+function isCommand(name: string): name is Command {
+  return (COMMANDS as readonly string[]).includes(name);
+}
+
+function firstSentence(message: string): string {
+  const sentence = message.split(/\.(\s|$)/)[0] ?? message;
+  return sentence.charAt(0).toLowerCase() + sentence.slice(1);
+}
+
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
+  const { command, config: configOption, help, version } = parseCommandLine(process.argv.slice(2));
+  if (help) {
     console.log(USAGE);
     return;
   }
-  const path = values.config ?? process.env.MCP_WARDEN_CONFIG;
-  if (!path) {
-    console.error(`mcp-warden: no config given\n${USAGE}`);
-    process.exit(EXIT_CONFIG);
+  if (version) {
+    console.log(`mcp-warden ${packageVersion()}`);
+    return;
   }
+  const path = configOption ?? process.env.MCP_WARDEN_CONFIG;
+  if (!path) throw new UsageError('no config given');
   const config = loadConfigFile(path);
-  if (positionals[0] === 'check') {
+  if (command === 'check') {
+    // A secret that cannot be read is one of the probes' findings here, not a reason to stop.
+    const { checkDeployment, clientView } = await import('./diagnostics/check.ts');
     const results = await checkDeployment(config);
     console.log(['mcp-warden check', ...clientView(config).map((line) => `  ${line}`), ''].join('\n'));
     for (const result of results) console.log(`  ${result.ok ? 'ok  ' : 'FAIL'}  ${result.what}: ${result.detail}`);
     const failed = results.filter((result) => !result.ok).length;
     console.log(failed === 0 ? '\nall checks passed' : `\n${failed} check(s) failed`);
-    process.exit(failed === 0 ? 0 : 1);
+    process.exit(failed === 0 ? EXIT_OK : EXIT_FAILED);
   }
-  if (positionals.length > 0) {
-    console.error(`mcp-warden: unknown command ${positionals[0]}\n${USAGE}`);
-    process.exit(EXIT_CONFIG);
+  requireSecrets(config, path);
+  if (command === 'validate') {
+    console.log(`${path}: valid`);
+    return;
   }
-  const warden = await startWarden(config);
+  // Loaded only to run, so that validate touches nothing the proxy's wiring does at import.
+  const { startWarden } = await import('./server.ts');
+  const warden = await startWarden(config).catch((error: unknown) => {
+    // A problem found while starting is still a problem of this file: name it as the others are.
+    throw error instanceof ConfigError ? new ConfigError(path, error.problems) : error;
+  });
   let signals = 0;
   const stop = (signal: NodeJS.Signals) => {
     signals += 1;
     // A second signal means the operator will not wait for the drain.
-    if (signals > 1) process.exit(1);
+    if (signals > 1) process.exit(EXIT_FAILED);
     console.error(`mcp-warden: ${signal}, draining`);
     warden.shutdown().then(
-      () => process.exit(0),
+      () => process.exit(EXIT_OK),
       (error: unknown) => {
         console.error('mcp-warden: shutdown failed', error);
-        process.exit(1);
+        process.exit(EXIT_FAILED);
       },
     );
   };
@@ -60,10 +119,14 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    console.error(`mcp-warden: ${error.message}\n${USAGE}`);
+    process.exit(EXIT_CONFIG);
+  }
   if (error instanceof ConfigError) {
     console.error(`mcp-warden: invalid configuration\n${error.message}`);
     process.exit(EXIT_CONFIG);
   }
   console.error('mcp-warden: failed to start:', error instanceof Error ? error.message : error);
-  process.exit(1);
+  process.exit(EXIT_FAILED);
 });

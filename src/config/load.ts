@@ -23,13 +23,24 @@ export function parseConfigText(source: string, name = 'config'): Config {
       name,
       document.errors.map((error) => ({
         path: error.linePos ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '',
-        message: `invalid YAML: ${error.message.split('\n')[0]}`,
+        message: `invalid YAML: ${yamlProblem(error.message)}`,
       })),
     );
   }
   const raw: unknown = document.toJS();
   if (raw === null || raw === undefined) throw new ConfigError(name, [{ path: '', message: 'the config is empty' }]);
   return validateConfig(raw, name);
+}
+
+/**
+ * What the YAML parser found wrong, without the position it appends (" at line 2, column 1:" and an
+ * excerpt of the source, which could show a secret written in the file by mistake): the position is
+ * given beside it.
+ */
+function yamlProblem(message: string): string {
+  const first = (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+  // "Flow map in …" reads as a sentence start after "invalid YAML:"; an acronym ("YAML …") is kept.
+  return /^[A-Z][a-z]/.test(first) ? first[0]!.toLowerCase() + first.slice(1) : first;
 }
 
 export function validateConfig(raw: unknown, name = 'config'): Config {

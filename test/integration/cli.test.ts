@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -62,6 +62,60 @@ lifecycle: { shutdown_grace: soon }
     expect(stderr).toContain('cannot read the config file (ENOENT)');
   });
 
+  it('prints "mcp-warden <version>" for --version and -v, and exits 0', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const { code, stdout, stderr } = await run([flag]);
+      expect(code).toBe(0);
+      expect(stdout).toBe(`mcp-warden ${version}\n`);
+      expect(stderr).toBe('');
+    }
+  });
+
+  it('lists every command, option and exit code for --help, and exits 0', async () => {
+    const { code, stdout } = await run(['--help']);
+    expect(code).toBe(0);
+    for (const fragment of ['mcp-warden [run] --config FILE', 'mcp-warden check --config FILE', 'mcp-warden validate --config FILE', '--version', '--help', 'MCP_WARDEN_CONFIG']) {
+      expect(stdout).toContain(fragment);
+    }
+    expect(stdout).toMatch(/^ {2}0 /m);
+    expect(stdout).toMatch(/^ {2}1 /m);
+    expect(stdout).toMatch(/^ {2}2 /m);
+  });
+
+  it('prints the usage to stderr and exits 2 for an unknown flag, an unknown command or a flag without its value', async () => {
+    for (const args of [['--bogus'], ['--config', 'x.yaml', '--port', '80'], ['frobnicate', '--config', 'x.yaml'], ['check', 'extra', '--config', 'x.yaml'], ['--config']]) {
+      const { code, stdout, stderr } = await run(args);
+      expect(code, args.join(' ')).toBe(2);
+      expect(stderr).toContain('usage: mcp-warden');
+      expect(stderr).not.toContain('failed to start');
+      expect(stdout).toBe('');
+    }
+    expect((await run(['--bogus'])).stderr).toMatch(/^mcp-warden: unknown option '--bogus'/);
+  });
+
+  it('takes run as an explicit command', async () => {
+    const path = writeConfig(
+      'explicit-run.yaml',
+      `resource: { url: http://127.0.0.1:1/mcp }
+authorization_servers: [{ issuer: http://127.0.0.1:2 }]
+upstream: { url: http://127.0.0.1:3, credential: { type: bearer, value: "\${env:WARDEN_TEST_NEVER_SET}" } }
+`,
+    );
+    const { code, stderr } = await run(['run', '--config', path]);
+    expect(code).toBe(2);
+    expect(stderr).not.toContain('unknown command');
+    expect(stderr).toContain('upstream.credential.value: environment variable WARDEN_TEST_NEVER_SET is empty or not set');
+  });
+
+  it('exits 2 on a YAML syntax error, naming the file, the line and the column', async () => {
+    const path = writeConfig('broken.yaml', 'resource: { url: http://127.0.0.1:1/mcp\nauthorization_servers: [{ issuer: http://127.0.0.1:2 }]\n');
+    const { code, stderr, stdout } = await run(['--config', path]);
+    expect(code).toBe(2);
+    expect(stdout).not.toContain('listening');
+    expect(stderr).toContain(`${path}: 1 problem\n  line 2, column 1: invalid YAML: flow map in block collection must be sufficiently indented and end with a }\n`);
+  });
+
   it('exits 2 when a secret the config names is not set', async () => {
     const path = writeConfig(
       'unset-secret.yaml',
@@ -72,9 +126,11 @@ listen: { port: 0 }
 admin: { port: 0 }
 `,
     );
-    const { code, stderr } = await run(['--config', path]);
+    const { code, stderr, stdout } = await run(['--config', path]);
     expect(code).toBe(2);
-    expect(stderr).toContain('upstream.credential.value: environment variable WARDEN_TEST_NEVER_SET is empty or not set');
+    expect(stdout).not.toContain('listening');
+    // Named by the file and the YAML path of the key, as every other config problem is.
+    expect(stderr).toContain(`${path}: 1 problem\n  upstream.credential.value: environment variable WARDEN_TEST_NEVER_SET is empty or not set`);
     const introspecting = writeConfig(
       'unset-introspection-secret.yaml',
       `resource: { url: http://127.0.0.1:1/mcp }
@@ -84,7 +140,26 @@ upstream: { url: http://127.0.0.1:3 }
     );
     const second = await run(['--config', introspecting]);
     expect(second.code).toBe(2);
-    expect(second.stderr).toContain('authorization_servers[0].introspection.client_secret: cannot read file');
+    expect(second.stderr).toContain(`${introspecting}: 1 problem\n  authorization_servers[0].introspection.client_secret: cannot read file`);
+  });
+
+  it('exits 2, not 1, when a secret the broker needs is not set, before anything listens', async () => {
+    const path = writeConfig(
+      'unset-broker-secret.yaml',
+      `resource: { url: http://127.0.0.1:1/mcp }
+broker:
+  identity_provider: { issuer: http://127.0.0.1:2, client_id: warden, client_secret: "\${env:WARDEN_TEST_NEVER_SET}" }
+  store: { type: sqlite, path: "${join(dir, 'never-created.db')}" }
+upstream: { url: http://127.0.0.1:3 }
+listen: { port: 0 }
+admin: { port: 0 }
+`,
+    );
+    const { code, stderr, stdout } = await run(['--config', path]);
+    expect(code).toBe(2);
+    expect(stdout).not.toContain('listening');
+    expect(stderr).toContain(`${path}: 1 problem\n  broker.identity_provider.client_secret: environment variable WARDEN_TEST_NEVER_SET is empty or not set`);
+    expect(existsSync(join(dir, 'never-created.db'))).toBe(false);
   });
 });
 

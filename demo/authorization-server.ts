@@ -53,6 +53,13 @@ export interface AuthorizationServerOptions {
   readonly accessTokenTtlSeconds?: number;
   /** Upstream resources: client-credentials clients for them and the RFC 8693 token-exchange grant. */
   readonly upstream?: UpstreamOptions;
+  /**
+   * The resource a request that names none is for, as an identity provider's "default audience" does:
+   * clients of the 2025-03-26 revision send no RFC 8707 `resource`, and no `scope` either, so an
+   * authorization request without `scope` asks for all of this resource's (RFC 6749 §3.3: the server's
+   * pre-defined default). Absent: such a request gets no access token for any resource here.
+   */
+  readonly defaultResource?: string;
 }
 
 const MINTER = { client_id: 'warden-test-minter', client_secret: randomBytes(24).toString('base64url') };
@@ -107,7 +114,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        defaultResource: async (_ctx, _client, oneOf) => oneOf ?? undefined,
+        defaultResource: async (_ctx, _client, oneOf) => oneOf ?? options.defaultResource,
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, resourceIndicator) => {
           const resource = Object.hasOwn(options.resources, resourceIndicator) ? options.resources[resourceIndicator] : undefined;
@@ -133,6 +140,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     'request',
     serveProvider(provider, counts, () => DEMO_ACCOUNT, (req, res, callback) => {
       if (tokenEndpoint.intercept(req, res)) return true;
+      if (options.defaultResource) withDefaultScope(req, options.resources[options.defaultResource]?.scopes ?? []);
       if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== '/reg') return false;
       registerWithoutScopeLimit(req)
         .then(() => callback(req, res))
@@ -211,6 +219,14 @@ async function registerWithoutScopeLimit(req: IncomingMessage): Promise<void> {
   const metadata = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
   delete metadata.scope;
   Object.assign(req, { body: metadata });
+}
+
+/** An authorization request without `scope` is given `scopes`, as if the client had asked for them. */
+function withDefaultScope(req: IncomingMessage, scopes: readonly string[]): void {
+  const url = new URL(req.url ?? '/', 'http://as.invalid');
+  if (req.method !== 'GET' || url.pathname !== '/auth' || url.searchParams.has('scope') || scopes.length === 0) return;
+  url.searchParams.set('scope', scopes.join(' '));
+  req.url = `${url.pathname}${url.search}`;
 }
 
 function asMinter(url: string, body: URLSearchParams): Promise<Response> {

@@ -6,6 +6,7 @@ import { authenticate } from './pipeline/authenticate.ts';
 import { credential } from './pipeline/credential.ts';
 import { forward } from './pipeline/forward.ts';
 import { inspect } from './pipeline/inspect.ts';
+import { legacyDiscovery } from './pipeline/legacy-discovery.ts';
 import { checkOrigin } from './pipeline/origin.ts';
 import type { PipelineParts } from './pipeline/parts.ts';
 import { publicRoutes } from './pipeline/public-routes.ts';
@@ -27,7 +28,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * the same turn it arrived: every promise, listener and closure per request showed in the profile.
  */
 export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
-  const handle = chain(parts, [screen, publicRoutes, checkOrigin, authenticate, admit, inspect, watchAnswers, credential], forward);
+  const handle = chain(parts, [screen, legacyDiscovery, publicRoutes, checkOrigin, authenticate, admit, inspect, watchAnswers, credential], forward);
   const finish = settle(parts);
   const { inFlight, logger } = parts;
 

@@ -3,6 +3,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { configSchema, type Config } from './schema.ts';
+import { legacyClientProblems } from './legacy-client-rules.ts';
 import { upstreamProblems } from './upstream-rules.ts';
 
 /** Reads, substitutes and validates a YAML config file. Throws ConfigError listing every problem. */
@@ -137,6 +138,7 @@ function crossFieldProblems(config: Config): ConfigProblem[] {
     problems.push({ path: 'broker.encryption_key', message: 'required with upstream.credential user_token: the identity provider tokens are kept encrypted' });
   }
   problems.push(...upstreamProblems(config.upstream));
+  problems.push(...legacyClientProblems(config));
   const credentialHeader =
     credential.type === 'header' ? credential.name
     : credential.type === 'bearer' || credential.type === 'user_token' ? 'authorization'

@@ -206,6 +206,13 @@ export const configSchema = z.strictObject({
   broker: broker.optional(),
   /** Allows plain http:// URLs for non-loopback hosts (resource, issuers, JWKS). Never in production. */
   insecure_allow_http: z.boolean().default(false),
+  /**
+   * For clients of the 2025-03-26 authorization revision, which never read the protected resource
+   * metadata: the one authorization server's metadata is served at this origin's
+   * `/.well-known/oauth-authorization-server`, and `/authorize`, `/token` and `/register` redirect to its
+   * endpoints. Needs exactly one authorization server; not with the broker, which is at the origin itself.
+   */
+  legacy_clients: z.boolean().default(false),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -26,7 +26,7 @@ type RawConfig = Record<string, unknown>;
  */
 export async function startStack(
   overrides: (base: RawConfig, as: StartedAuthorizationServer) => RawConfig = (base) => base,
-  options: { port?: number; format?: 'jwt' | 'opaque'; scopes?: readonly string[]; resourcePath?: string; upstream?: UpstreamOptions } = {},
+  options: { port?: number; format?: 'jwt' | 'opaque'; scopes?: readonly string[]; resourcePath?: string; upstream?: UpstreamOptions; defaultResource?: boolean } = {},
 ): Promise<Stack> {
   const mcp = await startMcpServer();
   const port = options.port ?? (await freePort());
@@ -35,6 +35,8 @@ export async function startStack(
   const as = await startAuthorizationServer({
     resources: { [mcpUrl]: { scopes: options.scopes ?? SCOPES, format }, 'http://127.0.0.1:1/other': { scopes: SCOPES, format } },
     upstream: options.upstream,
+    // A request naming no resource (a 2025-03-26 client's) is for the MCP server behind this stack.
+    ...(options.defaultResource ? { defaultResource: mcpUrl } : {}),
   });
   const config = validateConfig(
     overrides({

@@ -1,7 +1,7 @@
 // What a new user meets first (issue 20): the packed tarball's bin, and the one-line refusal an old
 // Node.js gets from every npm script of the quick start instead of a stack trace.
 import { execFile, execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,7 +20,7 @@ function shellWith(nodeDir: string): NodeJS.ProcessEnv {
 const thisNodeFirst = shellWith(dirname(process.execPath));
 
 describe('the packed tarball', () => {
-  it('holds a built dist/cli.js, installs with its production dependencies only, and its bin answers --help', { timeout: 60_000 }, async () => {
+  it('holds a built dist/cli.js, installs with its production dependencies only, and its bin answers --help and --version', { timeout: 60_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-pack-'));
     try {
       // prepack cleans dist/ and builds it, so the tarball's bin is never missing or stale.
@@ -33,6 +33,10 @@ describe('the packed tarball', () => {
       expect(existsSync(join(app, 'node_modules/mcp-warden/src'))).toBe(false);
       const { stdout } = await run('npx', ['--no-install', 'mcp-warden', '--help'], { cwd: app, env: thisNodeFirst, timeout: 15_000 });
       expect(stdout).toMatch(/^usage: mcp-warden /);
+      // dist/cli.js finds the package.json beside dist/ in the installed package too.
+      const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+      const printed = await run('npx', ['--no-install', 'mcp-warden', '--version'], { cwd: app, env: thisNodeFirst, timeout: 15_000 });
+      expect(printed.stdout.trim()).toBe(`mcp-warden ${version}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

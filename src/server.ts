@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createBroker, type Broker } from './broker/broker.ts';
@@ -11,6 +12,7 @@ import type { Config } from './config/schema.ts';
 import { openSecretSource, type SecretSource } from './config/secret-source.ts';
 import { InFlight } from './lifecycle/in-flight.ts';
 import { Readiness } from './lifecycle/readiness.ts';
+import { readTlsPair, watchTlsFiles } from './lifecycle/tls-listener.ts';
 import { Policy } from './mcp/policy.ts';
 import { SessionBinding } from './mcp/session-binding.ts';
 import { buildProtectedResourceMetadata } from './metadata/protected-resource.ts';
@@ -33,7 +35,7 @@ const KEY_CHECK_MIN_MS = 100;
 const CONNECTION_CHECK_MS = 1000;
 
 export interface Warden {
-  /** Where the main listener is, e.g. http://127.0.0.1:8080 */
+  /** Where the main listener is, e.g. http://127.0.0.1:8080 (https:// with `listen.tls`) */
   readonly url: string;
   readonly adminUrl: string;
   readonly readiness: Readiness;
@@ -59,7 +61,9 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     staticCredential?.close();
     for (const source of introspectionSecrets.values()) source.close();
   };
-  const missing = missingSecrets(config, staticCredential, introspectionSecrets);
+  // The certificate and key are checked with the secrets: the process must not start without them.
+  const tls = config.listen.tls ? readTlsPair(config.listen.tls) : undefined;
+  const missing = [...missingSecrets(config, staticCredential, introspectionSecrets), ...(tls && !tls.ok ? tls.problems : [])];
   if (missing.length > 0) {
     closeSecrets();
     throw new ConfigError('config', missing);
@@ -127,17 +131,17 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
 
   const { limits } = config;
   // Slow clients are cut while sending the request; responses (long streams) are not bounded by these.
-  const main = createServer(
-    {
-      maxHeaderSize: limits.max_header_bytes,
-      headersTimeout: limits.headers_timeout,
-      requestTimeout: limits.request_timeout,
-      keepAliveTimeout: limits.idle_timeout,
-      // Node checks the two timeouts above only this often (30 s by default), which would stretch them.
-      connectionsCheckingInterval: Math.min(CONNECTION_CHECK_MS, limits.headers_timeout / 2),
-    },
-    pipeline,
-  );
+  const httpOptions = {
+    maxHeaderSize: limits.max_header_bytes,
+    headersTimeout: limits.headers_timeout,
+    requestTimeout: limits.request_timeout,
+    keepAliveTimeout: limits.idle_timeout,
+    // Node checks the two timeouts above only this often (30 s by default), which would stretch them.
+    connectionsCheckingInterval: Math.min(CONNECTION_CHECK_MS, limits.headers_timeout / 2),
+  };
+  // With TLS, headersTimeout starts after the handshake: a client that never finishes one is cut as soon (Node's default is 120 s).
+  const secure = tls?.ok ? createHttpsServer({ ...httpOptions, cert: tls.pair.cert, key: tls.pair.key, handshakeTimeout: limits.headers_timeout }, pipeline) : undefined;
+  const main: Server | HttpsServer = secure ?? createServer(httpOptions, pipeline);
   // One more than allowed, so that a request over the limit shows it (Node silently drops the rest).
   main.maxHeadersCount = limits.max_headers + 1;
   // `Expect: 100-continue` is answered by the pipeline, after authorization: a refused client never sends its body.
@@ -150,9 +154,11 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   process.on('unhandledRejection', onUnhandled);
   const admin = createAdminServer(readiness, metrics);
   await Promise.all([listen(main, config.listen.host, config.listen.port), listen(admin, config.admin.host, config.admin.port)]);
-  const url = baseUrl(main);
-  const adminUrl = baseUrl(admin);
-  logger.info({ url, admin_url: adminUrl, resource: config.resource.url, upstream: config.upstream.url ?? config.upstream.stdio?.command[0] }, 'listening');
+  const url = baseUrl(main, tls ? 'https' : 'http');
+  const adminUrl = baseUrl(admin, 'http');
+  const certificate = tls?.ok ? { tls_serial: tls.pair.serial, tls_valid_to: tls.pair.validTo } : {};
+  logger.info({ url, admin_url: adminUrl, resource: config.resource.url, upstream: config.upstream.url ?? config.upstream.stdio?.command[0], ...certificate }, 'listening');
+  const tlsFiles = secure && tls?.ok && config.listen.tls ? watchTlsFiles(secure, config.listen.tls, tls.pair, logger) : undefined;
 
   const keyRetry = maintainVerifier(verifier, logger, Math.max(config.tokens.jwks.cooldown, KEY_CHECK_MIN_MS));
 
@@ -161,6 +167,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     (shuttingDown ??= (async () => {
       readiness.startDraining();
       keyRetry.stop();
+      tlsFiles?.close();
       logger.info({ requests: inFlight.requests, streams: inFlight.streams, grace_ms: config.lifecycle.shutdown_grace }, 'draining');
       const closed = Promise.all([once(main, 'close'), once(admin, 'close')]);
       main.close();
@@ -235,12 +242,12 @@ function maintainVerifier(verifier: TokenVerifier, logger: Logger, periodMs: num
   };
 }
 
-async function listen(server: Server, host: string, port: number): Promise<void> {
+async function listen(server: Server | HttpsServer, host: string, port: number): Promise<void> {
   server.listen(port, host);
   await once(server, 'listening');
 }
 
-function baseUrl(server: Server): string {
+function baseUrl(server: Server | HttpsServer, scheme: 'http' | 'https'): string {
   const { address, port } = server.address() as AddressInfo;
-  return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+  return `${scheme}://${address.includes(':') ? `[${address}]` : address}:${port}`;
 }

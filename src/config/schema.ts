@@ -15,6 +15,19 @@ const listen = z
     port: port(DEFAULTS.listenPort),
     /** Host header values (host or host:port) accepted; empty accepts any. DNS-rebinding protection. */
     allowed_hosts: z.array(text().pipe(z.string().min(1))).default([]),
+    /**
+     * Serve HTTPS on this port, for running without an ingress. PEM files, both required; re-read when
+     * they change (a mounted cert-manager Secret), so new connections get a rotated certificate without a
+     * restart. Absent: plain HTTP, with TLS ended in front of the proxy.
+     */
+    tls: z
+      .strictObject({
+        /** The certificate, leaf first, then any intermediates. */
+        cert_file: text().pipe(z.string().min(1)),
+        /** Its private key, unencrypted. */
+        key_file: text().pipe(z.string().min(1)),
+      })
+      .optional(),
   })
   .prefault({});
 

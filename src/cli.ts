@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile } from './config/load.ts';
 import { requireSecrets } from './config/secret-problems.ts';
+import { readTlsPair } from './lifecycle/tls-listener.ts';
 import { packageVersion } from './package-version.ts';
 
 const EXIT_OK = 0;
@@ -90,6 +91,9 @@ async function main(): Promise<void> {
     process.exit(failed === 0 ? EXIT_OK : EXIT_FAILED);
   }
   requireSecrets(config, path);
+  // The certificate and key are plain paths, not secret references: read and matched here as run will.
+  const tls = config.listen.tls ? readTlsPair(config.listen.tls) : undefined;
+  if (tls && !tls.ok) throw new ConfigError(path, tls.problems);
   if (command === 'validate') {
     console.log(`${path}: valid`);
     return;

@@ -61,6 +61,16 @@ upstream: { url: "${origin}", credential: { type: bearer, value: "\${env:WARDEN_
     expect(stdout).not.toContain('upstream-token-value');
   });
 
+  it('exits 2 when the listen.tls certificate or key cannot be read, as run would', async () => {
+    writeFileSync(join(dir, 'introspection-secret'), 'introspection-secret-value\n');
+    const tls = `listen: { tls: { cert_file: "${join(dir, 'absent.crt')}", key_file: "${join(dir, 'absent.key')}" } }\n`;
+    const path = writeConfig('tls-missing.yaml', validConfig() + tls);
+    const { code, stderr } = await run(['validate', '--config', path], { WARDEN_VALIDATE_UPSTREAM_TOKEN: 'upstream-token-value' });
+    expect(code).toBe(2);
+    expect(stderr).toContain('listen.tls.cert_file');
+    expect(stderr).toContain('listen.tls.key_file');
+  });
+
   it('reads the config from MCP_WARDEN_CONFIG, like run', async () => {
     writeFileSync(join(dir, 'introspection-secret'), 'introspection-secret-value\n');
     const path = writeConfig('valid-from-env.yaml', validConfig());

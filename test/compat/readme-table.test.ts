@@ -40,7 +40,7 @@ describe('the compatibility table in README.md', () => {
       expect(stale.status).toBe(1);
       execFileSync(process.execPath, [SCRIPT, '--write', file]);
       const written = readFileSync(file, 'utf8');
-      expect(written.startsWith(`# Title\n\nbefore\n\n${START}\n| Client |`)).toBe(true);
+      expect(written.startsWith(`# Title\n\nbefore\n\n${START}\n\n| Client |`)).toBe(true);
       expect(written.endsWith(`${END}\n\nafter\n`)).toBe(true);
       expect(sectionOf(written)).toBe(rendered());
       expect(spawnSync(process.execPath, [SCRIPT, '--check', file]).status).toBe(0);

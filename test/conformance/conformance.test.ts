@@ -24,26 +24,16 @@ import { freePort, waitFor } from '../helpers/stack.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 /**
- * `failingDirectly` lists the scenarios the fixture may fail without the proxy. For 2026-07-28 the
- * fixture emulates the stateless wire over SDK 1.32 (which does not speak that revision) but not
- * SEP-2322 multi-round results or the tasks extension, so some checks fail directly; what must hold
- * there, as everywhere, is that they fail the same way through the proxy.
+ * `failingDirectly` lists the scenarios the fixture may fail without the proxy. The 2026-07-28
+ * requirements run against the real SDK 2.x server in conformance-sdk2.test.ts.
  */
 const SUITES = [
-  { name: 'conformance 0.1.16', bin: 'node_modules/conformance-0.1/dist/index.js', args: [], mode: 'stateful', failingDirectly: [] },
+  { name: 'conformance 0.1.16', bin: 'node_modules/conformance-0.1/dist/index.js', args: [], failingDirectly: [] },
   {
     name: 'conformance 0.2.0-alpha.12 --requirements 2025-11-25',
     bin: 'node_modules/conformance-0.2/dist/index.js',
     args: ['--requirements', '2025-11-25'],
-    mode: 'stateful',
     failingDirectly: [],
-  },
-  {
-    name: 'conformance 0.2.0-alpha.12 --requirements 2026-07-28',
-    bin: 'node_modules/conformance-0.2/dist/index.js',
-    args: ['--requirements', '2026-07-28'],
-    mode: 'stateless',
-    failingDirectly: 'any',
   },
 ] as const;
 /**
@@ -153,13 +143,13 @@ for (const suite of SUITES) {
     let direct: Map<string, string>;
 
     beforeAll(async () => {
-      fixture = await startConformanceServer({ mode: suite.mode });
+      fixture = await startConformanceServer();
       const ports = [await freePort(), await freePort()] as const;
       as = await startAuthorizationServer({ resources: Object.fromEntries(ports.map((port) => [`http://127.0.0.1:${port}/mcp`, { scopes: ['mcp:read'] }])) });
       http = await startProxied(as, ports[0], { url: fixture.origin });
       // The same MCP server as one stdio child per session: sessions are then the proxy's own.
       // The suite never deletes its sessions, and all of them carry one token: one principal's many processes.
-      if (suite.mode === 'stateful') stdio = await startProxied(as, ports[1], { command: [process.execPath, join(root, 'test/fixtures/conformance-stdio.ts')], max_processes_per_principal: 64 });
+      stdio = await startProxied(as, ports[1], { command: [process.execPath, join(root, 'test/fixtures/conformance-stdio.ts')], max_processes_per_principal: 64 });
       direct = await runSuite(suite.bin, suite.args, fixture.url);
     }, 300_000);
     afterAll(async () => {
@@ -172,14 +162,12 @@ for (const suite of SUITES) {
       console.log(`${suite.name}\n  direct:               ${totals(direct)}\n  through mcp-warden:   ${totals(proxied)}`);
       expect(direct.size).toBeGreaterThan(0);
       expect(differencesOf(direct, fixture.url, proxied, http.url)).toEqual([]);
-      if (suite.failingDirectly !== 'any') {
-        const allowed: readonly string[] = suite.failingDirectly;
-        const failing = [...direct].filter(([key, status]) => status === 'FAILURE' && !allowed.includes(key.split('/')[0]!)).map(([key]) => key);
-        expect(failing).toEqual([]);
-      }
+      const allowed: readonly string[] = suite.failingDirectly;
+      const failing = [...direct].filter(([key, status]) => status === 'FAILURE' && !allowed.includes(key.split('/')[0]!)).map(([key]) => key);
+      expect(failing).toEqual([]);
     });
 
-    if (suite.mode === 'stateful') it('ends every check through mcp-warden → the fixture over stdio as directly against the fixture over HTTP', { timeout: 300_000 }, async () => {
+    it('ends every check through mcp-warden → the fixture over stdio as directly against the fixture over HTTP', { timeout: 300_000 }, async () => {
       const proxied = await runSuite(suite.bin, suite.args, stdio!.url);
       console.log(`${suite.name}\n  direct (HTTP):        ${totals(direct)}\n  mcp-warden → stdio:   ${totals(proxied)}`);
       const differences = differencesOf(direct, fixture.url, proxied, stdio!.url);

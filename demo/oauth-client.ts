@@ -28,18 +28,32 @@ export interface OAuthConnection<T extends StreamableHTTPClientTransport | SSECl
   close(): Promise<void>;
 }
 
-/** An in-memory OAuthClientProvider whose user agent is `followAuthorizationRedirects`. */
-class ScriptedProvider implements OAuthClientProvider {
-  #client: OAuthClientInformationMixed | undefined;
-  #tokens: OAuthTokens | undefined;
+/** What an in-memory provider registers as: a public client with the never-served REDIRECT_URI. */
+export interface ScriptedClientOptions {
+  readonly scope?: string | undefined;
+  /** Whether to register with the refresh_token grant (default true). */
+  readonly refreshTokens?: boolean;
+  /** A client ID metadata document URL: used as the client id where the server supports them (no registration). */
+  readonly clientMetadataUrl?: string | undefined;
+}
+
+/**
+ * The in-memory half of an OAuthClientProvider: the client metadata it registers with, and the client
+ * information, tokens and PKCE verifier the SDK hands it to keep. Generic over the SDK's own types, so
+ * SDK 1.x and 2.x clients share it; a subclass says what the user agent does (`redirectToAuthorization`).
+ */
+export class InMemoryOAuthProvider<ClientInformation = OAuthClientInformationMixed, Tokens = OAuthTokens> {
+  #client: ClientInformation | undefined;
+  #tokens: Tokens | undefined;
   #verifier = '';
-  code: Promise<string> | undefined;
   readonly #metadata: OAuthClientMetadata;
 
+  readonly clientName: string;
   /** A client ID metadata document URL: used as the client id where the server supports them (no registration). */
   readonly clientMetadataUrl: string | undefined;
 
-  constructor(clientName: string, scope: string | undefined, refreshTokens: boolean, clientMetadataUrl?: string) {
+  constructor(clientName: string, { scope, refreshTokens = true, clientMetadataUrl }: ScriptedClientOptions = {}) {
+    this.clientName = clientName;
     this.clientMetadataUrl = clientMetadataUrl;
     this.#metadata = {
       client_name: clientName,
@@ -59,27 +73,21 @@ class ScriptedProvider implements OAuthClientProvider {
     return this.#metadata;
   }
 
-  clientInformation(): OAuthClientInformationMixed | undefined {
+  clientInformation(): ClientInformation | undefined {
     return this.#client;
   }
 
-  saveClientInformation(information: OAuthClientInformationMixed): void {
+  saveClientInformation(information: ClientInformation): void {
     this.#client = information;
   }
 
-  tokens(): OAuthTokens | undefined {
+  tokens(): Tokens | undefined {
     return this.#tokens;
   }
 
-  saveTokens(tokens: OAuthTokens): void {
+  saveTokens(tokens: Tokens): void {
     this.#tokens = tokens;
   }
-
-  redirectToAuthorization(authorizationUrl: URL): void {
-    this.code = followAuthorizationRedirects(authorizationUrl, REDIRECT_URI, this.browser);
-  }
-
-  browser: ScriptedBrowser = { cookies: new Map() };
 
   saveCodeVerifier(verifier: string): void {
     this.#verifier = verifier;
@@ -87,6 +95,16 @@ class ScriptedProvider implements OAuthClientProvider {
 
   codeVerifier(): string {
     return this.#verifier;
+  }
+}
+
+/** An in-memory OAuthClientProvider whose user agent is `followAuthorizationRedirects`. */
+class ScriptedProvider extends InMemoryOAuthProvider implements OAuthClientProvider {
+  code: Promise<string> | undefined;
+  browser: ScriptedBrowser = { cookies: new Map() };
+
+  redirectToAuthorization(authorizationUrl: URL): void {
+    this.code = followAuthorizationRedirects(authorizationUrl, REDIRECT_URI, this.browser);
   }
 }
 
@@ -101,17 +119,18 @@ export interface ScriptedBrowser {
 
 /**
  * Walks an authorization request the way a browser would, keeping cookies by name, until a redirect
- * targets `redirectUri`; returns its `code`, or throws with the `error` it carries. A page on the way
- * is handed to `browser.onPage`, which may submit a form (a scripted user at a consent page).
+ * targets `redirectUri`, and returns that redirect (its `code` or `error`, `state`, `iss`). A page on
+ * the way is handed to `browser.onPage`, which may submit a form (a scripted user at a consent page).
+ * `hopTimeoutMs` bounds each request (none by default).
  */
-export async function followAuthorizationRedirects(authorizationUrl: URL, redirectUri: string, browser: ScriptedBrowser = { cookies: new Map() }): Promise<string> {
+export async function walkAuthorizationRedirects(authorizationUrl: URL, redirectUri: string, browser: ScriptedBrowser = { cookies: new Map() }, hopTimeoutMs?: number): Promise<URL> {
   const { cookies } = browser;
   let url = authorizationUrl;
   let form: URLSearchParams | undefined;
   for (let hop = 0; hop < MAX_HOPS; hop += 1) {
     const headers: Record<string, string> = cookies.size ? { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') } : {};
     if (form) Object.assign(headers, { 'content-type': 'application/x-www-form-urlencoded', origin: url.origin });
-    const response = await fetch(url, { redirect: 'manual', method: form ? 'POST' : 'GET', headers, ...(form ? { body: form } : {}) });
+    const response = await fetch(url, { redirect: 'manual', method: form ? 'POST' : 'GET', headers, ...(hopTimeoutMs ? { signal: AbortSignal.timeout(hopTimeoutMs) } : {}), ...(form ? { body: form } : {}) });
     form = undefined;
     for (const line of response.headers.getSetCookie()) {
       const [pair] = line.split(';');
@@ -132,14 +151,21 @@ export async function followAuthorizationRedirects(authorizationUrl: URL, redire
     }
     await response.body?.cancel();
     const next = new URL(location, url);
-    if (next.href.startsWith(redirectUri)) {
-      const code = next.searchParams.get('code');
-      if (code) return code;
-      throw new Error(`authorization refused: ${next.searchParams.get('error')} ${next.searchParams.get('error_description') ?? ''}`);
-    }
+    if (next.href.startsWith(redirectUri)) return next;
     url = next;
   }
   throw new Error(`authorization did not reach ${redirectUri} within ${MAX_HOPS} redirects`);
+}
+
+/**
+ * `walkAuthorizationRedirects`, for the code: returns the redirect's `code`, or throws with the `error`
+ * it carries.
+ */
+export async function followAuthorizationRedirects(authorizationUrl: URL, redirectUri: string, browser: ScriptedBrowser = { cookies: new Map() }): Promise<string> {
+  const redirect = await walkAuthorizationRedirects(authorizationUrl, redirectUri, browser);
+  const code = redirect.searchParams.get('code');
+  if (code) return code;
+  throw new Error(`authorization refused: ${redirect.searchParams.get('error')} ${redirect.searchParams.get('error_description') ?? ''}`);
 }
 
 /**
@@ -189,21 +215,14 @@ export async function connectWithOAuth(
   mcpUrl: string,
   options: ConnectOptions & { legacySse?: boolean } = {},
 ): Promise<OAuthConnection<StreamableHTTPClientTransport | SSEClientTransport>> {
-  const provider = new ScriptedProvider(options.clientName ?? 'mcp-warden scripted client', options.scope, options.refreshTokens ?? true, options.clientMetadataUrl);
+  const provider = new ScriptedProvider(options.clientName ?? 'mcp-warden scripted client', options);
   if (options.browser) provider.browser = options.browser;
   // `legacySse`: mcpUrl is a 2024-11-05 `/sse` endpoint, spoken with the SDK's SSEClientTransport.
   const open = () =>
     options.legacySse
       ? new SSEClientTransport(new URL(mcpUrl), { authProvider: provider })
       : new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
-  const first = open();
-  try {
-    await new Client({ name: 'probe', version: '1.0.0' }).connect(first);
-    throw new Error(`${mcpUrl} did not ask for authorization`);
-  } catch (error) {
-    if (!(error instanceof UnauthorizedError) || !provider.code) throw error;
-  }
-  await first.finishAuth(await provider.code);
+  await authorizeFirstAttempt(mcpUrl, open(), provider, { Client, UnauthorizedError });
   const transport = open();
   const client = new Client({ name: options.clientName ?? 'mcp-warden scripted client', version: '1.0.0' }, { capabilities: options.capabilities ?? {} });
   options.prepare?.(client);
@@ -220,4 +239,30 @@ export async function connectWithOAuth(
     },
     close: () => client.close(),
   };
+}
+
+/** What `authorizeFirstAttempt` needs of an SDK version: its Client, to probe with, and its UnauthorizedError. */
+export interface SdkClasses<T> {
+  readonly Client: new (clientInfo: { name: string; version: string }) => { connect(transport: T): Promise<void> };
+  readonly UnauthorizedError: abstract new (...args: never[]) => Error;
+}
+
+/**
+ * The first attempt at `mcpUrl` over `transport`: it meets the 401, the SDK discovers the metadata,
+ * registers and starts the authorization, whose code (`provider.code`, from the walker) is then handed
+ * to the transport's `finishAuth`. Any SDK version whose client works that way, given its classes.
+ */
+export async function authorizeFirstAttempt<T extends { finishAuth(authorizationCode: string): Promise<void> }>(
+  mcpUrl: string,
+  transport: T,
+  provider: { readonly code: Promise<string> | undefined },
+  sdk: SdkClasses<NoInfer<T>>,
+): Promise<void> {
+  try {
+    await new sdk.Client({ name: 'probe', version: '1.0.0' }).connect(transport);
+    throw new Error(`${mcpUrl} did not ask for authorization`);
+  } catch (error) {
+    if (!(error instanceof sdk.UnauthorizedError) || !provider.code) throw error;
+  }
+  await transport.finishAuth(await provider.code);
 }

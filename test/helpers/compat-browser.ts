@@ -6,9 +6,8 @@
 import { appendFileSync, chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { answerConsent, type ScriptedBrowser } from '../../demo/oauth-client.ts';
+import { answerConsent, walkAuthorizationRedirects, type ScriptedBrowser } from '../../demo/oauth-client.ts';
 
-const MAX_HOPS = 20;
 const HOP_TIMEOUT_MS = 5_000;
 
 /** One authorization the scripted browser went through, as the test reads it back. */
@@ -29,37 +28,7 @@ export interface BrowsedAuthorization {
 export async function walkToCallback(authorizationUrl: URL, browser: ScriptedBrowser = { cookies: new Map(), onPage: answerConsent('approve') }): Promise<URL> {
   const redirectUri = authorizationUrl.searchParams.get('redirect_uri');
   if (!redirectUri) throw new Error('the authorization request names no redirect_uri');
-  const { cookies } = browser;
-  let url = authorizationUrl;
-  let form: URLSearchParams | undefined;
-  for (let hop = 0; hop < MAX_HOPS; hop += 1) {
-    const headers: Record<string, string> = cookies.size ? { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') } : {};
-    if (form) Object.assign(headers, { 'content-type': 'application/x-www-form-urlencoded', origin: url.origin });
-    const response = await fetch(url, { redirect: 'manual', method: form ? 'POST' : 'GET', headers, signal: AbortSignal.timeout(HOP_TIMEOUT_MS), ...(form ? { body: form } : {}) });
-    form = undefined;
-    for (const line of response.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const at = pair!.indexOf('=');
-      if (at <= 0) continue;
-      const name = pair!.slice(0, at).trim();
-      const value = pair!.slice(at + 1).trim();
-      if (value === '' || /max-age=0/i.test(line)) cookies.delete(name);
-      else cookies.set(name, value);
-    }
-    const location = response.headers.get('location');
-    if (!location) {
-      const html = await response.text();
-      const next = browser.onPage?.({ url, status: response.status, html });
-      if (!next) throw new Error(`authorization stopped at ${url.origin}${url.pathname} with status ${response.status}`);
-      ({ url, form } = next);
-      continue;
-    }
-    await response.body?.cancel();
-    const next = new URL(location, url);
-    if (next.href.startsWith(redirectUri)) return next;
-    url = next;
-  }
-  throw new Error(`authorization did not reach ${redirectUri} within ${MAX_HOPS} redirects`);
+  return walkAuthorizationRedirects(authorizationUrl, redirectUri, browser, HOP_TIMEOUT_MS);
 }
 
 /**

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { InMemoryOAuthProvider, REDIRECT_URI } from '../../demo/oauth-client.ts';
 import { walkToCallback } from './compat-browser.ts';
 import { startBrokerStack, type BrokerStack } from './broker-stack.ts';
 import { startStack, type Stack } from './stack.ts';
@@ -168,68 +169,21 @@ export function recordResults(results: readonly CompatResult[], order: readonly 
  * dynamically as a public client with a loopback redirect URI that is never served: the scripted browser
  * stops at it, and the test hands the callback to the transport's `finishAuth`.
  */
-export class ScriptedOAuthProvider<ClientInformation, Tokens> {
-  static readonly REDIRECT_URI = 'http://127.0.0.1:1/callback';
-  #client: ClientInformation | undefined;
-  #tokens: Tokens | undefined;
-  #verifier = '';
+export class ScriptedOAuthProvider<ClientInformation, Tokens> extends InMemoryOAuthProvider<ClientInformation, Tokens> {
+  static readonly REDIRECT_URI = REDIRECT_URI;
   #discovery: unknown;
   /** The authorization request the SDK started, and the callback the browser came back with. */
   authorizationUrl: URL | undefined;
   callback: Promise<URL> | undefined;
 
-  /** A client ID metadata document URL: the SDK uses it as the client_id where the server takes them. */
-  readonly clientMetadataUrl: string | undefined;
-
-  readonly clientName: string;
-
   constructor(clientName: string, clientMetadataUrl?: string) {
-    this.clientName = clientName;
-    this.clientMetadataUrl = clientMetadataUrl;
-  }
-
-  get redirectUrl(): string {
-    return ScriptedOAuthProvider.REDIRECT_URI;
-  }
-
-  get clientMetadata() {
-    return {
-      client_name: this.clientName,
-      redirect_uris: [ScriptedOAuthProvider.REDIRECT_URI],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-    };
-  }
-
-  clientInformation(): ClientInformation | undefined {
-    return this.#client;
-  }
-
-  saveClientInformation(information: ClientInformation): void {
-    this.#client = information;
-  }
-
-  tokens(): Tokens | undefined {
-    return this.#tokens;
-  }
-
-  saveTokens(tokens: Tokens): void {
-    this.#tokens = tokens;
+    super(clientName, { clientMetadataUrl });
   }
 
   redirectToAuthorization(authorizationUrl: URL): void {
     this.authorizationUrl = authorizationUrl;
     this.callback = walkToCallback(authorizationUrl);
     this.callback.catch(() => undefined);
-  }
-
-  saveCodeVerifier(verifier: string): void {
-    this.#verifier = verifier;
-  }
-
-  codeVerifier(): string {
-    return this.#verifier;
   }
 
   /** SDK 2.x binds the callback leg to the authorization server it discovered (SEP-2352). */

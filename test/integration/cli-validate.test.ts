@@ -1,29 +1,11 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configDir, runCli as run } from '../helpers/cli.ts';
 
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), 'warden-cli-validate-'));
-
-function writeConfig(name: string, text: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, text);
-  return path;
-}
-
-async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => (stdout += chunk));
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stderr, stdout };
-}
+const { dir, writeConfig } = configDir('warden-cli-validate-');
 
 describe('mcp-warden validate', () => {
   // Every URL in the configs below points here: a TCP listener that counts the connections it is offered.

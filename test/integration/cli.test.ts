@@ -1,32 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthorizationServer, type StartedAuthorizationServer } from '../../demo/authorization-server.ts';
 import { startMcpServer, type StartedMcpServer } from '../../demo/mcp-server.ts';
+import { CLI, configDir, runCli as run } from '../helpers/cli.ts';
 import { freePort, MCP_HEADERS, INITIALIZE } from '../helpers/stack.ts';
 
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), 'warden-cli-'));
-
-function writeConfig(name: string, text: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, text);
-  return path;
-}
-
-async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => (stdout += chunk));
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stderr, stdout };
-}
+const { dir, writeConfig } = configDir('warden-cli-');
 
 describe('mcp-warden command line', () => {
   it('prints every config problem with its YAML path and exits 2 before listening', async () => {

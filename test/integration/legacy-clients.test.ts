@@ -7,7 +7,7 @@ import { UnauthorizedError, type OAuthClientProvider } from 'sdk-1-10/client/aut
 import { StreamableHTTPClientTransport } from 'sdk-1-10/client/streamableHttp.js';
 import type { OAuthClientInformation, OAuthClientInformationFull, OAuthClientMetadata, OAuthTokens } from 'sdk-1-10/shared/auth.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { followAuthorizationRedirects, REDIRECT_URI } from '../../demo/oauth-client.ts';
+import { authorizeFirstAttempt, followAuthorizationRedirects, REDIRECT_URI } from '../../demo/oauth-client.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 
 /** An OAuthClientProvider of the 1.10 SDK (2025-03-26 era) whose browser is the scripted redirect walker. */
@@ -59,14 +59,7 @@ class ScriptedLegacyProvider implements OAuthClientProvider {
 
 /** The 1.10 SDK's own flow: the 401, its origin discovery, registration, the code by the walker, the exchange, then a connection. */
 async function connectLegacy(mcpUrl: string, provider: ScriptedLegacyProvider): Promise<Client> {
-  const first = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
-  try {
-    await new Client({ name: 'probe', version: '1.0.0' }).connect(first);
-    throw new Error(`${mcpUrl} did not ask for authorization`);
-  } catch (error) {
-    if (!(error instanceof UnauthorizedError) || !provider.code) throw error;
-  }
-  await first.finishAuth(await provider.code);
+  await authorizeFirstAttempt(mcpUrl, new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider }), provider, { Client, UnauthorizedError });
   const client = new Client({ name: 'sdk 1.10 client', version: '1.0.0' });
   await client.connect(new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider }));
   return client;

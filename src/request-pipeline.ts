@@ -9,6 +9,7 @@ import { inspect } from './pipeline/inspect.ts';
 import { legacyDiscovery } from './pipeline/legacy-discovery.ts';
 import { checkOrigin } from './pipeline/origin.ts';
 import type { PipelineParts } from './pipeline/parts.ts';
+import { proveKey } from './pipeline/prove-key.ts';
 import { publicRoutes } from './pipeline/public-routes.ts';
 import { screen } from './pipeline/screen.ts';
 import { settle } from './pipeline/settle.ts';
@@ -20,7 +21,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * The way every request on the main port goes: Host, then metadata and preflight (no token), then
- * Origin, the token, scopes, the session's owner and, when rules or the audit need it, the JSON-RPC
+ * Origin, the token (and its DPoP proof), scopes, the session's owner and, when rules or the audit need it, the JSON-RPC
  * body, before anything reaches the upstream; then what of the answers must be read on their way back.
  * Deny by default.
  *
@@ -28,7 +29,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * the same turn it arrived: every promise, listener and closure per request showed in the profile.
  */
 export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
-  const handle = chain(parts, [screen, legacyDiscovery, publicRoutes, checkOrigin, authenticate, admit, inspect, watchAnswers, credential], forward);
+  const handle = chain(parts, [screen, legacyDiscovery, publicRoutes, checkOrigin, authenticate, proveKey, admit, inspect, watchAnswers, credential], forward);
   const finish = settle(parts);
   const { inFlight, logger } = parts;
 

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.ts';
 import { createBroker, type Broker } from './broker/broker.ts';
 import { brokerIssuerOf } from './broker/endpoints.ts';
+import { DpopProofVerifier } from './auth/dpop-proof.ts';
 import { TokenVerifier } from './auth/verifier.ts';
 import { ConfigError, type ConfigProblem } from './config/errors.ts';
 import type { Config } from './config/schema.ts';
@@ -117,6 +118,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     metadata: buildProtectedResourceMetadata(config, broker?.issuer),
     broker,
     verifier,
+    dpop: dpopVerifierOf(config),
     policy: new Policy(config),
     sessions,
     upstream,
@@ -250,4 +252,11 @@ async function listen(server: Server | HttpsServer, host: string, port: number):
 function baseUrl(server: Server | HttpsServer, scheme: 'http' | 'https'): string {
   const { address, port } = server.address() as AddressInfo;
   return `${scheme}://${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
+/** The DPoP proof verifier `tokens.dpop` asks for, or none when DPoP is off. */
+function dpopVerifierOf(config: Config): DpopProofVerifier | undefined {
+  const { dpop, clock_tolerance } = config.tokens;
+  if (dpop.mode === 'off') return undefined;
+  return new DpopProofVerifier({ algorithms: dpop.algorithms, maxAgeMs: dpop.max_age, clockToleranceMs: clock_tolerance, maxReplayEntries: dpop.max_replay_entries, nonce: dpop.nonce });
 }

@@ -1,6 +1,6 @@
 import type { AuthFailureReason } from './failure.ts';
 
-type ErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+type ErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce';
 
 interface ReasonRow {
   readonly status: 200 | 400 | 401 | 403 | 404 | 413 | 415 | 421 | 429 | 431 | 503;
@@ -12,6 +12,8 @@ interface ReasonRow {
   readonly request?: true;
   /** The refusal is the MCP server's to make, and MCP defines it as this JSON-RPC error: the body is that error. */
   readonly rpcCode?: number;
+  /** A refusal of the DPoP proof (RFC 9449 §7.1): the error goes in a `DPoP` challenge. */
+  readonly dpop?: true;
 }
 
 /** The one table from failure reason to what the client sees. */
@@ -60,13 +62,30 @@ export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
   upstream_access_denied: { status: 403, request: true, description: 'the upstream credential for this user was refused by the authorization server' },
   // Outside `policy.expose`: no scope would help, so the client hears what the upstream says of a name it does not have (pipeline/unexposed.ts).
   not_exposed: { status: 200, request: true, description: 'unknown tool, prompt or resource' },
+  // RFC 9449: each defect of a proof has its own reason; the client sees invalid_dpop_proof for all of them.
+  dpop_proof_missing: { status: 401, error: 'invalid_dpop_proof', dpop: true, description: 'a DPoP token needs exactly one DPoP proof header' },
+  dpop_duplicate_proof: { status: 401, error: 'invalid_dpop_proof', dpop: true, description: 'a DPoP token needs exactly one DPoP proof header' },
+  dpop_invalid_proof: { status: 401, error: 'invalid_dpop_proof', dpop: true, description: 'the DPoP proof is invalid' },
+  dpop_algorithm: { status: 401, error: 'invalid_dpop_proof', dpop: true, description: 'the DPoP proof algorithm is not accepted' },
+  dpop_private_key: { status: 401, error: 'invalid_dpop_proof', dpop: true, description: 'the DPoP proof key must be a public key' },
+  dpop_method_mismatch: { status: 401, error: 'invalid_dpop_proof', dpop: true, description: 'the DPoP proof is for another method' },
+  dpop_url_mismatch: { status: 401, error: 'invalid_dpop_proof', dpop: true, description: 'the DPoP proof is for another URL' },
+  dpop_stale: { status: 401, error: 'invalid_dpop_proof', dpop: true, description: 'the DPoP proof is too old or dated in the future' },
+  dpop_replayed: { status: 401, error: 'invalid_dpop_proof', dpop: true, description: 'the DPoP proof was used before' },
+  dpop_token_hash_mismatch: { status: 401, error: 'invalid_dpop_proof', dpop: true, description: 'the DPoP proof is for another access token' },
+  dpop_key_mismatch: { status: 401, error: 'invalid_dpop_proof', dpop: true, description: 'the DPoP proof key is not the key the token is bound to' },
+  dpop_nonce_required: { status: 401, error: 'use_dpop_nonce', dpop: true, description: 'the DPoP proof must carry the server nonce' },
+  // The DPoP scheme with a token bound to no key: it is a bearer token, and must say so.
+  dpop_token_unbound: { status: 401, error: 'invalid_token', dpop: true, description: 'the token is not bound to a DPoP key' },
+  dpop_required: { status: 401, error: 'invalid_token', dpop: true, description: 'this resource accepts only DPoP-bound tokens' },
 };
 
 export const RETRY_AFTER_SECONDS = 5;
 
 export interface Challenge {
   readonly status: number;
-  readonly headers: Record<string, string>;
+  /** `www-authenticate` is two values (two header lines) when a DPoP challenge goes beside the Bearer one. */
+  readonly headers: Record<string, string | string[]>;
   readonly body: string;
 }
 
@@ -76,6 +95,11 @@ export interface ChallengeContext {
   readonly scope: readonly string[];
   /** The id of the JSON-RPC request refused, for a refusal answered as a JSON-RPC error (null when unknown). */
   readonly rpcId?: string | number | null;
+  /**
+   * DPoP is on (`tokens.dpop.mode` allowed or required). Its challenge is sent for DPoP refusals, and for
+   * every 401 when only DPoP tokens are accepted; a bearer client's challenges stay as they were.
+   */
+  readonly dpop?: { readonly algorithms: readonly string[]; readonly required: boolean; readonly nonce?: string };
 }
 
 /**
@@ -84,7 +108,7 @@ export interface ChallengeContext {
  */
 export function challengeFor(reason: AuthFailureReason, context: ChallengeContext): Challenge {
   const row = REASONS[reason];
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+  const headers: Record<string, string | string[]> = { 'content-type': 'application/json', 'cache-control': 'no-store' };
   if (row.status === 503) {
     headers['retry-after'] = String(RETRY_AFTER_SECONDS);
     return { status: 503, headers, body: JSON.stringify({ error: 'temporarily_unavailable', error_description: row.description }) };
@@ -99,8 +123,15 @@ export function challengeFor(reason: AuthFailureReason, context: ChallengeContex
   }
   const params = [`resource_metadata="${context.resourceMetadataUrl}"`];
   if (context.scope.length > 0 && row.error !== 'invalid_request') params.push(`scope="${context.scope.join(' ')}"`);
-  if (row.error) params.push(`error="${row.error}"`, `error_description="${row.description}"`);
-  headers['www-authenticate'] = `Bearer ${params.join(', ')}`;
+  const errorParams = row.error ? [`error="${row.error}"`, `error_description="${row.description}"`] : [];
+  const dpop = context.dpop && (row.dpop || (context.dpop.required && row.status === 401)) ? context.dpop : undefined;
+  if (!dpop) {
+    headers['www-authenticate'] = `Bearer ${[...params, ...errorParams].join(', ')}`;
+  } else {
+    const dpopChallenge = `DPoP ${[...params, `algs="${dpop.algorithms.join(' ')}"`, ...errorParams].join(', ')}`;
+    headers['www-authenticate'] = dpop.required ? dpopChallenge : [`Bearer ${params.join(', ')}`, dpopChallenge];
+    if (reason === 'dpop_nonce_required' && dpop.nonce) headers['dpop-nonce'] = dpop.nonce;
+  }
   // RFC 6750 §3.1 governs the challenge, which names no error for a request without credentials; the JSON body
   // is ours, and always has an `error` for clients that read only the body: the code, else `unauthorized`.
   const body = row.error ? { error: row.error, error_description: row.description } : { error: 'unauthorized', error_description: row.description };

@@ -41,6 +41,20 @@ export const AUTH_FAILURE_REASONS = [
   'unusable_claim',
   'upstream_access_denied',
   'not_exposed',
+  'dpop_proof_missing',
+  'dpop_duplicate_proof',
+  'dpop_invalid_proof',
+  'dpop_algorithm',
+  'dpop_private_key',
+  'dpop_method_mismatch',
+  'dpop_url_mismatch',
+  'dpop_stale',
+  'dpop_replayed',
+  'dpop_token_hash_mismatch',
+  'dpop_key_mismatch',
+  'dpop_nonce_required',
+  'dpop_token_unbound',
+  'dpop_required',
 ] as const;
 
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];

@@ -4,11 +4,12 @@ import type { SecretSource } from '../config/secret-source.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import { AuthFailure, type AuthFailureReason } from './failure.ts';
 import { FetchFailure, fetchJson, type FetchFailureKind } from './fetch-json.ts';
-import { scopesOf, type Principal } from './principal.ts';
+import { boundKeyOf, scopesOf, type Principal } from './principal.ts';
 
 const MAX_RESPONSE_BYTES = 64 * 1024;
 /** token_type values (RFC 7662 §2.2) of tokens that must not pass as bearer access tokens; DPoP ones are sender-constrained. */
-const NOT_BEARER_ACCESS_TOKENS = new Set(['refresh_token', 'id_token', 'logout_token', 'dpop']);
+// `DPoP` is an access token too (RFC 9449 §6.2): its binding is in `cnf`, checked against the proof.
+const NOT_BEARER_ACCESS_TOKENS = new Set(['refresh_token', 'id_token', 'logout_token']);
 
 /** How an introspection call ended; a bounded metric label. */
 export type IntrospectionResult = 'active' | 'inactive' | 'rejected' | 'no_credentials' | 'circuit_open' | FetchFailureKind;
@@ -103,10 +104,13 @@ function checkAnswer(answer: Record<string, unknown>, rules: IntrospectionRules)
   if (typeof answer.token_type === 'string' && NOT_BEARER_ACCESS_TOKENS.has(answer.token_type.toLowerCase())) {
     throw fail('wrong_type', 'not a bearer access token');
   }
-  if (answer.cnf !== undefined) throw fail('sender_constrained', 'cnf binds the token to a key this proxy does not check');
+  const jkt = boundKeyOf(answer.cnf, () => fail('sender_constrained', 'cnf binds the token to a key this proxy does not check'));
+  // A DPoP token whose key the answer does not name cannot be checked, and must not pass as a bearer token.
+  if (typeof answer.token_type === 'string' && answer.token_type.toLowerCase() === 'dpop' && jkt === undefined) throw fail('sender_constrained', 'a DPoP token without cnf.jkt');
 
   const { active: _active, ...claims } = answer;
   return {
+    jkt,
     issuer: rules.issuer,
     subject: typeof answer.sub === 'string' ? answer.sub : undefined,
     clientId: typeof answer.client_id === 'string' ? answer.client_id : undefined,

@@ -1,7 +1,7 @@
 import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { AuthFailure, type AuthFailureReason } from './failure.ts';
 import type { KeySet } from './key-set.ts';
-import { scopesOf, type Principal, type ScopeClaim } from './principal.ts';
+import { boundKeyOf, scopesOf, type Principal, type ScopeClaim } from './principal.ts';
 
 export interface JwtRules {
   readonly issuer: string;
@@ -50,8 +50,9 @@ export async function verifyJwt(token: string, rules: JwtRules): Promise<Princip
   if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + rules.clockToleranceSeconds) {
     throw fail('not_yet_valid', 'iat is in the future');
   }
-  if (payload.cnf !== undefined) throw fail('sender_constrained', 'cnf binds the token to a key this proxy does not check');
+  const jkt = boundKeyOf(payload.cnf, () => fail('sender_constrained', 'cnf binds the token to a key this proxy does not check'));
   return {
+    jkt,
     issuer: rules.issuer,
     subject: typeof payload.sub === 'string' ? payload.sub : undefined,
     clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined,

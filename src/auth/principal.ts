@@ -9,6 +9,22 @@ export interface Principal {
   /** Seconds since the epoch; an introspected token may not say. */
   readonly expiresAt: number | undefined;
   readonly claims: Readonly<JWTPayload>;
+  /** RFC 9449 §6: the thumbprint of the key the token is bound to (`cnf.jkt`); absent for a bearer token. */
+  readonly jkt?: string;
+}
+
+/**
+ * The DPoP key a token is bound to (RFC 7800 `cnf`, RFC 9449 §6.1 `jkt`), or undefined for an unbound
+ * token. Any other confirmation (a certificate thumbprint, a key this proxy cannot check) is refused by
+ * `fail`: a sender-constrained token must never pass as a bearer token.
+ */
+export function boundKeyOf(cnf: unknown, fail: () => Error): string | undefined {
+  if (cnf === undefined) return undefined;
+  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) throw fail();
+  const keys = Object.keys(cnf);
+  const jkt = (cnf as { jkt?: unknown }).jkt;
+  if (keys.length !== 1 || typeof jkt !== 'string' || jkt.length === 0) throw fail();
+  return jkt;
 }
 
 export type ScopeClaim = 'scope' | 'scp';

@@ -7,6 +7,8 @@ export const DEFAULTS = {
   algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
   clockTolerance: '30s',
   maxTokenBytes: 8192,
+  dpopMaxAge: '60s',
+  dpopReplayEntries: 100_000,
   jwksTimeout: '5s',
   jwksCooldown: '30s',
   jwksRefresh: '10m',

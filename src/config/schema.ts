@@ -94,6 +94,24 @@ const tokens = z
       })
       .refine((jwks) => jwks.max_stale > jwks.refresh, { message: 'max_stale must be longer than refresh', path: ['max_stale'] })
       .prefault({}),
+    /** RFC 9449 sender-constrained tokens: `Authorization: DPoP` with a proof of the key the token is bound to. */
+    dpop: z
+      .strictObject({
+        /** off: DPoP-bound tokens are refused; allowed: both kinds; required: bearer tokens are refused. */
+        mode: z.enum(['off', 'allowed', 'required']).default('allowed'),
+        /** How old a proof's `iat` may be (clock tolerance added); also how long its `jti` is remembered. */
+        max_age: duration(DEFAULTS.dpopMaxAge, 5 * 60 * 1000),
+        /** Ask for a server nonce in every proof (`use_dpop_nonce`, `DPoP-Nonce`). */
+        nonce: z.boolean().default(false),
+        /** Proof signing algorithms accepted (asymmetric only). */
+        algorithms: z
+          .array(z.enum(ASYMMETRIC_ALGORITHMS, { message: `expected one of ${ASYMMETRIC_ALGORITHMS.join(', ')}` }))
+          .min(1)
+          .default([...DEFAULTS.algorithms]),
+        /** Proof ids remembered against replay, per issuer and key, at most. */
+        max_replay_entries: z.number().int().min(1000).max(10_000_000).default(DEFAULTS.dpopReplayEntries),
+      })
+      .prefault({}),
     /** Introspection results. Revocation at the authorization server takes effect within max_ttl. */
     cache: z
       .strictObject({

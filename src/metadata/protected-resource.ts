@@ -33,6 +33,10 @@ export function buildProtectedResourceMetadata(config: Config, brokerIssuer?: st
   if (config.resource.scopes_supported.length > 0) document.scopes_supported = config.resource.scopes_supported;
   if (config.resource.name) document.resource_name = config.resource.name;
   if (config.resource.documentation) document.resource_documentation = config.resource.documentation;
+  // RFC 9728 §2 (from RFC 9449): what proofs are accepted, and whether bearer tokens are not.
+  const { dpop } = config.tokens;
+  if (dpop.mode !== 'off') document.dpop_signing_alg_values_supported = dpop.algorithms;
+  if (dpop.mode === 'required') document.dpop_bound_access_tokens_required = true;
 
   return { paths, url: `${resource.origin}${pathInserted}`, body: JSON.stringify(document) };
 }

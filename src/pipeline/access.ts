@@ -21,6 +21,8 @@ export class Access {
   tokenHash: string | undefined = undefined;
   /** The verified token itself, for a credential that exchanges it; never logged, never forwarded. */
   token: string | undefined = undefined;
+  /** The DPoP proof of a token presented with the `DPoP` scheme; undefined for a bearer token. Never logged. */
+  dpopProof: string | undefined = undefined;
   /** The body when it was read for inspection; otherwise the request stream still holds it. */
   body: Buffer | undefined = undefined;
   /** Our credential's headers for the upstream, once they are at hand. */

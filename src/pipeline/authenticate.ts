@@ -1,18 +1,21 @@
-import { extractBearerToken } from '../auth/bearer.ts';
+import { extractCredentials } from '../auth/bearer.ts';
 import type { Principal } from '../auth/principal.ts';
 import { tokenLabel } from '../auth/token-digest.ts';
 import type { PipelineParts } from './parts.ts';
 import { refuseThrown } from './refuse.ts';
 import type { Step } from './step.ts';
 
-/** The bearer token, verified into a principal. Returns a promise only when the token must be looked up. */
+/** The token, verified into a principal (its DPoP proof is the next stage's). Returns a promise only when the token must be looked up. */
 export function authenticate(parts: PipelineParts, next: Step): Step {
   const { verifier } = parts;
   const maxTokenBytes = parts.config.tokens.max_token_bytes;
+  const dpop = parts.config.tokens.dpop.mode !== 'off';
   return (req, res, access) => {
     let token: string;
     try {
-      token = extractBearerToken(req.rawHeaders, access.query, maxTokenBytes);
+      const credentials = extractCredentials(req.rawHeaders, access.query, maxTokenBytes, dpop);
+      token = credentials.token;
+      access.dpopProof = credentials.proof;
     } catch (error) {
       return refuseThrown(parts, res, access, error);
     }

@@ -1,3 +1,4 @@
+import type { DpopProofVerifier } from '../auth/dpop-proof.ts';
 import type { TokenVerifier } from '../auth/verifier.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { Config } from '../config/schema.ts';
@@ -20,6 +21,8 @@ export interface PipelineParts {
   /** Broker mode: its endpoints are served here, before any token is asked for. */
   readonly broker: Broker | undefined;
   readonly verifier: TokenVerifier;
+  /** DPoP proofs (`tokens.dpop.mode` allowed or required); undefined when DPoP is off. */
+  readonly dpop: DpopProofVerifier | undefined;
   readonly policy: Policy;
   readonly sessions: SessionBinding | undefined;
   readonly upstream: Upstream;

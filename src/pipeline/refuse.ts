@@ -16,7 +16,9 @@ export function refuse(parts: PipelineParts, res: ServerResponse, access: Access
   const granted = access.principal?.scopes ?? new Set<string>();
   const unionChallenge = parts.config.policy.challenge_scope === 'granted_and_required';
   const scope = failure.reason === 'insufficient_scope' && unionChallenge ? stepUpScopes(granted, needed) : [...needed];
-  const challenge = challengeFor(failure.reason, { resourceMetadataUrl: parts.metadata.url, scope, rpcId: access.rpcId });
+  const { dpop } = parts;
+  const dpopContext = dpop && { algorithms: dpop.algorithms, required: parts.config.tokens.dpop.mode === 'required', nonce: parts.config.tokens.dpop.nonce ? dpop.currentNonce() : undefined };
+  const challenge = challengeFor(failure.reason, { resourceMetadataUrl: parts.metadata.url, scope, rpcId: access.rpcId, dpop: dpopContext });
   access.outcome = challenge.status === 503 ? 'unavailable' : 'denied';
   access.reason = failure.reason;
   parts.metrics.authFailure(failure.reason, failure.issuer ?? access.principal?.issuer);

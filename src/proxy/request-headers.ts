@@ -29,8 +29,9 @@ export interface RequestHeaderPolicy {
  * client sends can remove or shadow what the proxy adds.
  */
 export function createRequestHeaderScrubber(policy: RequestHeaderPolicy): (headers: IncomingHttpHeaders) => void {
-  // `expect` too: the proxy answers 100-continue itself, once the request is authorized.
-  const always = new Set(['authorization', 'expect', ...HOP_BY_HOP, ...SPOOFABLE, ...policy.injectedNames].map(normalizeHeaderName));
+  // `expect` too: the proxy answers 100-continue itself, once the request is authorized; `dpop`: the
+  // proof is the client's, for this hop, like its token.
+  const always = new Set(['authorization', 'dpop', 'expect', ...HOP_BY_HOP, ...SPOOFABLE, ...policy.injectedNames].map(normalizeHeaderName));
   return (headers) => {
     const listed = headers.connection === undefined ? undefined : new Set(connectionListed(headers.connection).map(normalizeHeaderName));
     for (const name in headers) {

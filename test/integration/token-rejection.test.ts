@@ -180,6 +180,8 @@ describe('protected resource metadata', () => {
         bearer_methods_supported: ['header'],
         scopes_supported: ['mcp:read', 'mcp:write'],
         resource_name: 'Test MCP server',
+        // DPoP is allowed by default (tokens.dpop.mode: allowed): the proofs accepted are advertised.
+        dpop_signing_alg_values_supported: ['RS256', 'PS256', 'ES256', 'EdDSA'],
       });
       expect(stack.mcp.requests.length).toBe(before);
     },

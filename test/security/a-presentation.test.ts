@@ -28,11 +28,17 @@ describe('A. token presentation and transport', () => {
     await expectRefused(stack, () => post(stack), 401);
   });
 
-  it('SEC-A02 Basic, Digest and DPoP get a bare Bearer challenge, and a JWT inside Basic is never used', async () => {
+  it('SEC-A02 Basic and Digest get a bare Bearer challenge, and a JWT inside Basic is never used; DPoP without its proof is refused', async () => {
     const jwt = await validToken(stack);
-    for (const authorization of ['Basic dXNlcjpwYXNz', `Basic ${Buffer.from(`user:${jwt}`).toString('base64')}`, 'Digest username="u", response="x"', `DPoP ${jwt}`]) {
+    for (const authorization of ['Basic dXNlcjpwYXNz', `Basic ${Buffer.from(`user:${jwt}`).toString('base64')}`, 'Digest username="u", response="x"']) {
       await expectRefused(stack, () => post(stack, { authorization }), 401);
     }
+    // DPoP is allowed by default (RFC 9449): the scheme is ours, and a token without its proof header goes nowhere.
+    const before = stack.mcp.requests.length;
+    const response = await post(stack, { authorization: `DPoP ${jwt}` });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toMatch(/DPoP resource_metadata="[^"]+", (scope="[^"]*", )?algs="[^"]+", error="invalid_dpop_proof"/);
+    expect(stack.mcp.requests.length).toBe(before);
   });
 
   it('SEC-A03 the scheme is case-insensitive; extra words, no token or illegal characters get 400 invalid_request', async () => {

@@ -36,7 +36,7 @@ describe('challenges', () => {
     '%s parses with the strict grammar and with the official SDK',
     (reason) => {
       const challenge = challengeFor(reason, context);
-      const header = challenge.headers['www-authenticate']!;
+      const header = challenge.headers['www-authenticate'] as string;
       const strict = parseStrict(header);
       expect(strict.get('resource_metadata')).toBe(context.resourceMetadataUrl);
       expect(strict.get('error')).toBe(REASONS[reason].error);

@@ -33,6 +33,17 @@ describe('protected resource metadata', () => {
       resource: 'https://MCP.example.com:443/mcp',
       authorization_servers: ['https://idp.example.com', 'https://other.example.com/t1'],
       bearer_methods_supported: ['header'],
+      dpop_signing_alg_values_supported: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     });
+  });
+
+  it('advertises DPoP as configured: nothing when off, and that bound tokens are required when required', () => {
+    const withDpop = (mode: string) => {
+      const config = configFor('https://mcp.example.com/mcp');
+      return JSON.parse(buildProtectedResourceMetadata({ ...config, tokens: { ...config.tokens, dpop: { ...config.tokens.dpop, mode } } } as typeof config).body) as Record<string, unknown>;
+    };
+    expect(withDpop('off').dpop_signing_alg_values_supported).toBeUndefined();
+    expect(withDpop('allowed').dpop_bound_access_tokens_required).toBeUndefined();
+    expect(withDpop('required')).toMatchObject({ dpop_signing_alg_values_supported: ['RS256', 'PS256', 'ES256', 'EdDSA'], dpop_bound_access_tokens_required: true });
   });
 });

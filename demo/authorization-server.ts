@@ -60,6 +60,14 @@ export interface AuthorizationServerOptions {
    * pre-defined default). Absent: such a request gets no access token for any resource here.
    */
   readonly defaultResource?: string;
+  /**
+   * RFC 9449 DPoP at the token endpoint (oidc-provider's `features.dPoP`): a token request carrying a
+   * `DPoP` proof gets an access token bound to the proof's key (`cnf.jkt`, token_type DPoP). `true`
+   * turns it on; `{ nonce: true }` also makes every proof carry a server nonce (`use_dpop_nonce`, then
+   * `DPoP-Nonce`); `false` turns it off. Absent, the configuration names no DPoP at all, so oidc-provider's
+   * own default applies and nothing changes for the existing tests (9.x has the feature on, without nonces).
+   */
+  readonly dpop?: boolean | { readonly nonce?: boolean };
 }
 
 const MINTER = { client_id: 'warden-test-minter', client_secret: randomBytes(24).toString('base64url') };
@@ -112,6 +120,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      ...(options.dpop === undefined ? {} : { dPoP: dpopFeature(options.dpop) }),
       resourceIndicators: {
         enabled: true,
         defaultResource: async (_ctx, _client, oneOf) => oneOf ?? options.defaultResource,
@@ -180,6 +189,15 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
 }
 
 type ProviderCallback = ReturnType<Provider['callback']>;
+
+type DpopFeature = NonNullable<NonNullable<Configuration['features']>['dPoP']>;
+
+/** oidc-provider's DPoP feature; nonces need a secret (32 bytes) for the provider to derive them from. */
+function dpopFeature(dpop: boolean | { readonly nonce?: boolean }): DpopFeature {
+  if (dpop === false) return { enabled: false };
+  const nonce = typeof dpop === 'object' && dpop.nonce === true;
+  return nonce ? { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true } : { enabled: true, requireNonce: () => false };
+}
 
 /**
  * The request listener of an oidc-provider test server: counts requests by path, answers interactions

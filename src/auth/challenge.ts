@@ -97,9 +97,10 @@ export interface ChallengeContext {
   readonly rpcId?: string | number | null;
   /**
    * DPoP is on (`tokens.dpop.mode` allowed or required). Its challenge is sent for DPoP refusals, and for
-   * every 401 when only DPoP tokens are accepted; a bearer client's challenges stay as they were.
+   * every 401 when only DPoP tokens are accepted or the request came with the DPoP scheme (`presented`);
+   * a bearer client's challenges stay as they were.
    */
-  readonly dpop?: { readonly algorithms: readonly string[]; readonly required: boolean; readonly nonce?: string };
+  readonly dpop?: { readonly algorithms: readonly string[]; readonly required: boolean; readonly nonce?: string; readonly presented?: boolean };
 }
 
 /**
@@ -124,7 +125,7 @@ export function challengeFor(reason: AuthFailureReason, context: ChallengeContex
   const params = [`resource_metadata="${context.resourceMetadataUrl}"`];
   if (context.scope.length > 0 && row.error !== 'invalid_request') params.push(`scope="${context.scope.join(' ')}"`);
   const errorParams = row.error ? [`error="${row.error}"`, `error_description="${row.description}"`] : [];
-  const dpop = context.dpop && (row.dpop || (context.dpop.required && row.status === 401)) ? context.dpop : undefined;
+  const dpop = context.dpop && (row.dpop || ((context.dpop.required || context.dpop.presented) && row.status === 401)) ? context.dpop : undefined;
   if (!dpop) {
     headers['www-authenticate'] = `Bearer ${[...params, ...errorParams].join(', ')}`;
   } else {

@@ -17,7 +17,7 @@ export function refuse(parts: PipelineParts, res: ServerResponse, access: Access
   const unionChallenge = parts.config.policy.challenge_scope === 'granted_and_required';
   const scope = failure.reason === 'insufficient_scope' && unionChallenge ? stepUpScopes(granted, needed) : [...needed];
   const { dpop } = parts;
-  const dpopContext = dpop && { algorithms: dpop.algorithms, required: parts.config.tokens.dpop.mode === 'required', nonce: parts.config.tokens.dpop.nonce ? dpop.currentNonce() : undefined };
+  const dpopContext = dpop && { algorithms: dpop.algorithms, required: parts.config.tokens.dpop.mode === 'required', nonce: parts.config.tokens.dpop.nonce ? dpop.currentNonce() : undefined, presented: access.dpopProof !== undefined };
   const challenge = challengeFor(failure.reason, { resourceMetadataUrl: parts.metadata.url, scope, rpcId: access.rpcId, dpop: dpopContext });
   access.outcome = challenge.status === 503 ? 'unavailable' : 'denied';
   access.reason = failure.reason;

@@ -1,8 +1,8 @@
 import type { ServerResponse } from 'node:http';
 
 /** Headers a browser-based MCP client must be able to read: the challenge and the session. */
-const EXPOSED = 'WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version';
-const ALLOWED_REQUEST_HEADERS = 'Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name';
+const EXPOSED = 'WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version, DPoP-Nonce';
+const ALLOWED_REQUEST_HEADERS = 'Authorization, DPoP, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name';
 
 /** CORS for the protected endpoint: only configured origins (and the resource's own) are granted anything. */
 export function createCors(allowedOrigins: readonly string[], ownOrigin: string) {

@@ -192,11 +192,11 @@ describe('MCP-aware authorization', () => {
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example');
     expect(preflight.headers.get('access-control-allow-headers')).toMatch(/Authorization/);
-    expect(preflight.headers.get('access-control-expose-headers')).toBe('WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version');
+    expect(preflight.headers.get('access-control-expose-headers')).toBe('WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version, DPoP-Nonce');
     expect(stack.mcp.requests.length).toBe(before);
     const allowed = await post({ authorization: `Bearer ${token}`, origin: 'https://app.example' }, INITIALIZE);
     expect(allowed.status).toBe(200);
-    expect(allowed.headers.get('access-control-expose-headers')).toBe('WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version');
+    expect(allowed.headers.get('access-control-expose-headers')).toBe('WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version, DPoP-Nonce');
     await allowed.body?.cancel();
   });
 

@@ -8,6 +8,8 @@ export interface AccessTokenClaims {
   readonly resource: string;
   readonly scope: readonly string[];
   readonly grantId: string;
+  /** RFC 9449 §6: the thumbprint of the DPoP key the token is bound to (`cnf.jkt`). */
+  readonly jkt?: string | undefined;
 }
 
 /** RFC 9068 access tokens signed with the broker's key; the resource-server path verifies them like any other issuer's. */
@@ -30,6 +32,7 @@ export class AccessTokens {
   issue(claims: AccessTokenClaims): Promise<string> {
     const payload: JWTPayload = { client_id: claims.clientId, grant_id: claims.grantId };
     if (claims.scope.length > 0) payload.scope = claims.scope.join(' ');
+    if (claims.jkt !== undefined) payload.cnf = { jkt: claims.jkt };
     return new SignJWT(payload)
       .setProtectedHeader({ alg: this.#key.alg, kid: this.#key.kid, typ: 'at+jwt' })
       .setIssuer(this.#issuer)

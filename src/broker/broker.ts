@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DpopProofVerifier } from '../auth/dpop-proof.ts';
 import type { OwnIssuer } from '../auth/verifier.ts';
 import type { BrokerConfig, Config } from '../config/schema.ts';
 import type { SecretRef } from '../config/secret-ref.ts';
@@ -151,6 +152,13 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
       logger,
       limits,
     });
+    // The token endpoint's own proof verifier (its own replay memory), with the resource side's settings:
+    // a token it binds is one the resource path will accept with a proof of the same kind.
+    const { dpop, clock_tolerance, max_token_bytes } = config.tokens;
+    const dpopVerifier =
+      dpop.mode === 'off'
+        ? undefined
+        : new DpopProofVerifier({ algorithms: dpop.algorithms, maxAgeMs: dpop.max_age, clockToleranceMs: clock_tolerance, maxReplayEntries: dpop.max_replay_entries, nonce: dpop.nonce });
     const tokens = new TokenEndpoint({
       store,
       clients,
@@ -164,8 +172,10 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
         logger.warn({ kind }, 'broker: a used credential came back; its grant is revoked');
       },
       limits,
+      dpop: { verifier: dpopVerifier, url: endpoints.token, maxProofBytes: max_token_bytes },
     });
     const metadata = buildAuthorizationServerMetadata(endpoints, {
+      dpopAlgorithms: dpopVerifier?.algorithms,
       scopes: config.resource.scopes_supported,
       dynamicRegistration: settings.registration.dynamic,
       clientIdMetadataDocuments: settings.registration.client_id_metadata_documents,

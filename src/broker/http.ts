@@ -8,7 +8,8 @@ export const MAX_REQUEST_BYTES = 32 * 1024;
 /** Public endpoints a browser-based client calls with fetch: no cookies are involved, so any origin may. */
 export const PUBLIC_CORS = {
   'access-control-allow-origin': '*',
-  'access-control-allow-headers': 'Authorization, Content-Type, MCP-Protocol-Version',
+  'access-control-allow-headers': 'Authorization, Content-Type, MCP-Protocol-Version, DPoP',
+  'access-control-expose-headers': 'DPoP-Nonce',
   'access-control-max-age': '600',
 } as const;
 

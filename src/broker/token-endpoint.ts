@@ -1,4 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AuthFailure } from '../auth/failure.ts';
+import type { DpopProofVerifier } from '../auth/dpop-proof.ts';
+import { rawHeaderValues } from '../proxy/raw-headers.ts';
 import { sendJson } from '../proxy/respond.ts';
 import type { AccessTokens } from './access-tokens.ts';
 import type { BrokerClient } from './client-metadata.ts';
@@ -17,7 +20,24 @@ interface RefreshGrant {
   readonly resource: string;
   readonly scope: readonly string[];
   readonly grantId: string;
+  /**
+   * RFC 9449 §5: the thumbprint of the DPoP key a public client's refresh token is bound to; a refresh
+   * must prove that key. Absent for unbound tokens and for confidential clients (bound by their credentials).
+   */
+  readonly jkt?: string;
 }
+
+/** The token endpoint's DPoP settings; `verifier` is undefined when `tokens.dpop.mode` is off. */
+export interface TokenEndpointDpop {
+  readonly verifier: DpopProofVerifier | undefined;
+  /** The token endpoint's public URL, from the issuer (never the request's Host): the proofs' `htu`. */
+  readonly url: string;
+  /** Longest proof read; a longer one is refused unread. */
+  readonly maxProofBytes: number;
+}
+
+/** Proof ids are remembered per scope: the broker's token endpoint has its own. */
+const REPLAY_SCOPE = 'broker-token-endpoint';
 
 export interface TokenEndpointOptions {
   readonly store: BrokerStore;
@@ -29,13 +49,16 @@ export interface TokenEndpointOptions {
   readonly onGrant: (grantType: string, result: string) => void;
   readonly onReplay: (kind: 'authorization_code' | 'refresh_token') => void;
   readonly limits: BrokerRateLimits;
+  readonly dpop: TokenEndpointDpop;
 }
 
 /**
  * RFC 6749 §3.2 with OAuth 2.1's rules: single-use codes bound to the client, redirect URI, PKCE verifier
  * and resource; refresh tokens rotated on every use that issues tokens (a refused refresh request spends
  * nothing), and a rotated one that comes back taken as theft: the whole family (every refresh token and
- * access token of that grant) is revoked.
+ * access token of that grant) is revoked. A request with a DPoP proof (RFC 9449 §5) gets an access token
+ * bound to the proof's key (`cnf.jkt`, `token_type: DPoP`); a public client's refresh token is bound to
+ * the same key, and refreshes only with a proof of it.
  */
 export class TokenEndpoint {
   readonly #o: TokenEndpointOptions;
@@ -51,10 +74,11 @@ export class TokenEndpoint {
     try {
       const wait = await this.#o.limits.take('token', req.socket.remoteAddress ?? '', presentedClientId(req, form));
       if (wait > 0) throw rateLimited('token requests', wait);
+      const jkt = await this.#proofKey(req);
       const client = await this.#o.clients.authenticate(req, form);
       let body: Record<string, unknown>;
-      if (grantType === 'authorization_code') body = await this.#authorizationCode(client, form);
-      else if (grantType === 'refresh_token') body = await this.#refreshToken(client, form);
+      if (grantType === 'authorization_code') body = await this.#authorizationCode(client, form, jkt);
+      else if (grantType === 'refresh_token') body = await this.#refreshToken(client, form, jkt);
       else throw new OAuthError('unsupported_grant_type', 'grant_type must be authorization_code or refresh_token');
       this.#o.onGrant(label, 'ok');
       sendJson(res, 200, body, { ...PUBLIC_CORS, pragma: 'no-cache' });
@@ -64,7 +88,31 @@ export class TokenEndpoint {
     }
   }
 
-  async #authorizationCode(client: BrokerClient, form: FormParams): Promise<Record<string, unknown>> {
+  /**
+   * The thumbprint of the key the request's DPoP proof (RFC 9449 §4.3) is signed with, or undefined when
+   * there is no `DPoP` header. The proof must be the only one, about POST to this endpoint's public URL.
+   * With DPoP off a proof is refused rather than ignored: a bound token could never be used at the
+   * resource, and a Bearer token would be a downgrade the client asked not to have.
+   */
+  async #proofKey(req: IncomingMessage): Promise<string | undefined> {
+    const proofs = rawHeaderValues(req.rawHeaders, 'dpop');
+    if (proofs.length === 0) return undefined;
+    const { verifier, url, maxProofBytes } = this.#o.dpop;
+    if (!verifier) throw new OAuthError('invalid_dpop_proof', 'DPoP is not enabled at this server');
+    if (proofs.length > 1) throw new OAuthError('invalid_dpop_proof', 'a token request takes exactly one DPoP proof header');
+    const proof = proofs[0]!;
+    if (proof.length > maxProofBytes) throw new OAuthError('invalid_dpop_proof', 'the DPoP proof is too large');
+    try {
+      return (await verifier.verify(proof, { method: 'POST', url, replayScope: REPLAY_SCOPE })).jkt;
+    } catch (error) {
+      if (!(error instanceof AuthFailure)) throw error;
+      // RFC 9449 §8: the client retries with the nonce the DPoP-Nonce header carries.
+      if (error.reason === 'dpop_nonce_required') throw new OAuthError('use_dpop_nonce', 'the DPoP proof must carry the server nonce', 400, { 'dpop-nonce': verifier.currentNonce() });
+      throw new OAuthError('invalid_dpop_proof', PROOF_REFUSALS[error.reason] ?? 'the DPoP proof is invalid');
+    }
+  }
+
+  async #authorizationCode(client: BrokerClient, form: FormParams, jkt: string | undefined): Promise<Record<string, unknown>> {
     const code = form.get('code');
     if (!code) throw new OAuthError('invalid_request', 'code is required');
     const redeemed = await this.#o.login.redeemCode(code);
@@ -87,10 +135,10 @@ export class TokenEndpoint {
       throw new OAuthError('invalid_grant', 'the PKCE code_verifier does not match the code_challenge');
     }
     this.#checkResource(form, request.resource);
-    return (await this.#issue(client, { clientId: client.client_id, subject: grant.subject, resource: request.resource, scope: request.scope, grantId: grant.grantId })).body;
+    return (await this.#issue(client, { clientId: client.client_id, subject: grant.subject, resource: request.resource, scope: request.scope, grantId: grant.grantId }, jkt)).body;
   }
 
-  async #refreshToken(client: BrokerClient, form: FormParams): Promise<Record<string, unknown>> {
+  async #refreshToken(client: BrokerClient, form: FormParams, jkt: string | undefined): Promise<Record<string, unknown>> {
     const token = form.get('refresh_token');
     if (!token) throw new OAuthError('invalid_request', 'refresh_token is required');
     const key = hashSecret(token);
@@ -101,6 +149,10 @@ export class TokenEndpoint {
     if (!known || (await this.#o.revocations.isGrantRevoked(known.value.grantId))) throw new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
     const grant = known.value;
     if (grant.clientId !== client.client_id) throw new OAuthError('invalid_grant', 'the refresh token was issued to another client');
+    // RFC 9449 §5: a bound refresh token is used only with a proof of its key. Checked before the replay
+    // test: whoever holds a rotated bound token without its key can neither use it nor revoke the grant.
+    if (grant.jkt !== undefined && jkt === undefined) throw new OAuthError('invalid_dpop_proof', 'this refresh token is bound to a DPoP key: a proof of it is required');
+    if (grant.jkt !== undefined && jkt !== grant.jkt) throw new OAuthError('invalid_dpop_proof', 'the DPoP proof key is not the key the refresh token is bound to');
     // A rotated token is a replay whatever else the request asks: it is not given the chance to be refused for something else.
     if (known.used) throw await this.#replayed(grant);
     this.#checkResource(form, grant.resource);
@@ -111,7 +163,7 @@ export class TokenEndpoint {
       if (narrowed.some((token) => !grant.scope.includes(token))) throw new OAuthError('invalid_scope', 'a refresh cannot widen the grant');
       scope = narrowed;
     }
-    const issued = await this.#issue(client, grant, scope);
+    const issued = await this.#issue(client, grant, jkt, scope);
     // Spent last, once the new tokens exist, and atomically: among concurrent uses exactly one is first.
     // The others are replays (the winner's tokens die with the family), as is a use that came after ours.
     const used = await this.#o.store.use<RefreshGrant>('refresh', key);
@@ -137,21 +189,36 @@ export class TokenEndpoint {
   /**
    * Signs the access token and stores the next refresh token; the caller sends `body`. `scope` may narrow
    * the access token (RFC 6749 §6); the refresh token keeps the whole grant. `refreshKey` names the stored
-   * refresh token, for a caller that ends up not sending it.
+   * refresh token, for a caller that ends up not sending it. With `jkt` (the request's proof key) the
+   * access token is bound to it, and so is a public client's refresh token; a confidential client's
+   * refresh tokens stay unbound (RFC 9449 §5: its credentials already bind them).
    */
-  async #issue(client: BrokerClient, grant: RefreshGrant, scope = grant.scope): Promise<{ body: Record<string, unknown>; refreshKey?: string }> {
-    const accessToken = await this.#o.accessTokens.issue({ ...grant, scope });
+  async #issue(client: BrokerClient, grant: RefreshGrant, jkt: string | undefined, scope = grant.scope): Promise<{ body: Record<string, unknown>; refreshKey?: string }> {
+    const accessToken = await this.#o.accessTokens.issue({ ...grant, scope, jkt });
     const body: Record<string, unknown> = {
       access_token: accessToken,
-      token_type: 'Bearer',
+      token_type: jkt === undefined ? 'Bearer' : 'DPoP',
       expires_in: this.#o.accessTokens.ttlSeconds,
       scope: scope.join(' '),
     };
     if (!client.grant_types.includes('refresh_token')) return { body };
     const refreshToken = newSecret();
     const refreshKey = hashSecret(refreshToken);
-    await this.#o.store.put('refresh', refreshKey, grant, Date.now() + this.#o.refreshTtlMs);
+    const record: RefreshGrant = { clientId: grant.clientId, subject: grant.subject, resource: grant.resource, scope: grant.scope, grantId: grant.grantId };
+    const bound = client.token_endpoint_auth_method === 'none' ? jkt : undefined;
+    await this.#o.store.put('refresh', refreshKey, bound === undefined ? record : { ...record, jkt: bound }, Date.now() + this.#o.refreshTtlMs);
     body.refresh_token = refreshToken;
     return { body, refreshKey };
   }
 }
+
+/** What a client is told about a refused proof: fixed descriptions, one per defect. */
+const PROOF_REFUSALS: Partial<Record<string, string>> = {
+  dpop_invalid_proof: 'the DPoP proof is invalid',
+  dpop_algorithm: 'the DPoP proof algorithm is not accepted',
+  dpop_private_key: 'the DPoP proof key must be a public key',
+  dpop_method_mismatch: 'the DPoP proof is for another method',
+  dpop_url_mismatch: 'the DPoP proof is for another URL',
+  dpop_stale: 'the DPoP proof is too old or dated in the future',
+  dpop_replayed: 'the DPoP proof was used before',
+};

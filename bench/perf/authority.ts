@@ -37,6 +37,8 @@ export interface Authority {
   /** Requests at the token endpoint so far: after warm-up it must stop growing (the exchange cache serves). */
   readonly tokenRequests: () => number;
   mintJwt(alg: SigningAlg, audience: string, subject?: string): Promise<string>;
+  /** An access token bound to a DPoP key (RFC 9449 §6.1: `cnf.jkt`, its RFC 7638 thumbprint). */
+  mintBoundJwt(alg: SigningAlg, audience: string, jkt: string): Promise<string>;
   /** An opaque token the introspection endpoint will call active for `audience`. */
   mintOpaque(audience: string): string;
   close(): Promise<void>;
@@ -121,10 +123,10 @@ export async function startAuthority(): Promise<Authority> {
     json(res, 200, { access_token: accessToken, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: TOKEN_TTL_S });
   }
 
-  function mintJwt(alg: SigningAlg, audience: string, subject = 'bench-user'): Promise<string> {
+  function mintJwt(alg: SigningAlg, audience: string, subject = 'bench-user', claims: Record<string, unknown> = {}): Promise<string> {
     const key = keys[alg];
     const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({ scope: SCOPE, client_id: 'bench' })
+    return new SignJWT({ scope: SCOPE, client_id: 'bench', ...claims })
       .setProtectedHeader({ alg, kid: key.kid, typ: 'at+jwt' })
       .setIssuer(issuer)
       .setAudience(audience)
@@ -144,7 +146,8 @@ export async function startAuthority(): Promise<Authority> {
     clientSecret,
     introspections: () => introspections,
     tokenRequests: () => tokenRequests,
-    mintJwt,
+    mintJwt: (alg, audience, subject) => mintJwt(alg, audience, subject),
+    mintBoundJwt: (alg, audience, jkt) => mintJwt(alg, audience, 'bench-user', { cnf: { jkt } }),
     mintOpaque: (audience) => {
       const token = `opaque-${randomBytes(24).toString('base64url')}`;
       opaque.set(token, audience);

@@ -1,5 +1,6 @@
 // The list-filtering and tool-call-audit part of the report: the tools/list targets (i)–(k) in the main
-// table's shape, and each filtering or auditing target against the same request with neither.
+// table's shape, and each filtering or auditing target against the same request with neither. The DPoP
+// pair, (l) against (c), is reported in the same shape.
 import { median, type Window } from './measure.ts';
 import { byId, fixed, markdown, signed, targetTable, type Summary } from './report.ts';
 import type { TargetId } from './targets.ts';
@@ -18,6 +19,9 @@ export const FILTER_PAIRS: readonly Pair[] = [
   { target: 'c', reference: 'h', what: 'tools/call with the audit on (the default) vs off: the audit alone' },
 ];
 
+/** (l) is (c) with the token bound to a key and a new DPoP proof on every request. */
+export const DPOP_PAIRS: readonly Pair[] = [{ target: 'l', reference: 'c', what: 'tools/call with DPoP, a new proof per request, vs the same as Bearer' }];
+
 export interface PairFigures {
   readonly target: TargetId;
   readonly reference: TargetId;
@@ -35,8 +39,8 @@ export interface PairFigures {
   readonly addedP50At1Ms: number;
 }
 
-export function filterPairs(summaries: readonly Summary[], windows: readonly Window[]): PairFigures[] {
-  return FILTER_PAIRS.map(({ target, reference, what }) => {
+export function filterPairs(summaries: readonly Summary[], windows: readonly Window[], pairs: readonly Pair[] = FILTER_PAIRS): PairFigures[] {
+  return pairs.map(({ target, reference, what }) => {
     const [mine, theirs] = [byId(summaries, target), byId(summaries, reference)];
     const perRound = pairedCpuDifferences(windows, target, reference);
     return {
@@ -77,6 +81,17 @@ export const LIST_HEADING = `tools/list: the upstream answers with ${LIST_TOOLS}
 
 export const PAIR_HEADING =
   'List filtering and the tool-call audit, each against the same request through an mcp-warden with no rules and the audit off (added µs/req: each round\'s difference of proxy CPU at 50 connections, then the median):';
+
+export const DPOP_HEADING =
+  'DPoP (RFC 9449): (l) is (c) with its token bound to a key (cnf.jkt) and a new ES256 proof per request (fresh jti and iat, ath of the token), against (c) with the same kind of token as Bearer (added µs/req as above: paired by round):';
+
+/** (l)'s proofs over the 50-connection windows: how many were pre-signed and handed out, and how many the pool lacked. */
+export function proofLine(windows: readonly Window[]): string {
+  const mine = windows.filter((window) => window.proofs && window.connections === 50);
+  const sum = (pick: (use: NonNullable<Window['proofs']>) => number) => mine.reduce((total, window) => total + pick(window.proofs!), 0);
+  const signMs = sum((use) => use.signMs);
+  return `(l) proofs in its 50-connection windows: ${sum((use) => use.handedOut)} sent, each once, ${sum((use) => use.presigned)} pre-signed before the windows (${fixed(signMs / 1000, 1)} s), ${sum((use) => use.signedInWindow)} signed during a window because the pool ran dry (should be 0: that signing is load-generator CPU)`;
+}
 
 /** Proxy CPU per request of `target` minus `reference` in each round's 50-connection windows, in round order. */
 function pairedCpuDifferences(windows: readonly Window[], target: TargetId, reference: TargetId): number[] {

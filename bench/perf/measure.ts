@@ -2,6 +2,7 @@
 // process (and the upstream) spent. Latencies are collected here, not read from autocannon's histogram:
 // that one records whole milliseconds, far too coarse for sub-millisecond differences between proxies.
 import autocannon from 'autocannon';
+import type { ProofUse } from './dpop.ts';
 import { cpuMicros, machineBusyMicros, rssBytes } from './procfs.ts';
 import type { Target } from './targets.ts';
 import type { Child } from './children.ts';
@@ -39,11 +40,15 @@ export interface Window {
   readonly otherLoadCorePercent: number;
   /** The raw CPU readings behind the figures above, in microseconds. */
   readonly cpu: { readonly machine: number; readonly proxy: number | undefined; readonly upstream: number; readonly loadGenerator: number };
+  /** (l): the window's DPoP proofs, signed before it (not in the CPU figures) and, if the pool ran dry, during it. */
+  readonly proofs?: ProofUse;
 }
 
 export async function measureWindow(target: Target, upstream: Child, connections: number, seconds: number): Promise<Window> {
   const latencies: number[] = [];
   let responses = 0;
+  // Signed before the readings below: the load generator's CPU in the window is only sending and receiving.
+  target.proofs?.prepare(connections, seconds);
   const proxyCpuBefore = target.proxy ? cpuMicros(target.proxy.pid) : 0;
   const upstreamCpuBefore = cpuMicros(upstream.pid);
   const ownCpuBefore = process.cpuUsage();
@@ -57,6 +62,7 @@ export async function measureWindow(target: Target, upstream: Child, connections
   const ownCpu = process.cpuUsage(ownCpuBefore);
   const machine = machineBusyMicros() - machineBefore;
   const proxyRss = target.proxy ? rssBytes(target.proxy.pid) : undefined;
+  const proofs = target.proofs?.finish(connections, latencies.length / result.duration);
 
   const ok = latencies.length;
   const failed = responses - ok + result.errors;
@@ -81,15 +87,19 @@ export async function measureWindow(target: Target, upstream: Child, connections
     loadGeneratorCorePercent: ((ownCpu.user + ownCpu.system) / (result.duration * 1_000_000)) * 100,
     cpu: { machine, proxy: proxyCpu, upstream: upstreamCpu, loadGenerator: ownCpu.user + ownCpu.system },
     otherLoadCorePercent: (Math.max(0, machine - (proxyCpu ?? 0) - upstreamCpu - ownCpu.user - ownCpu.system) / (result.duration * 1_000_000)) * 100,
+    ...(proofs ? { proofs } : {}),
   };
 }
 
 /** Loads without measuring anything: the first requests pay for JIT, caches and connection pools. */
 export async function warmUp(target: Target, connections: number, seconds: number): Promise<void> {
-  await load(target, connections, seconds, () => undefined);
+  target.proofs?.prepare(connections, seconds);
+  const result = await load(target, connections, seconds, () => undefined);
+  target.proofs?.finish(connections, result['2xx'] / result.duration);
 }
 
 function load(target: Target, connections: number, seconds: number, onResponse: (status: number, ms: number) => void): Promise<autocannon.Result> {
+  const proofs = target.proofs;
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
@@ -97,6 +107,8 @@ function load(target: Target, connections: number, seconds: number, onResponse: 
         method: 'POST',
         headers: { ...target.headers },
         body: target.body,
+        // (l): each request takes a proof of its own; setupRequest gets a fresh copy of the headers every time.
+        ...(proofs ? { requests: [{ setupRequest: (request: autocannon.Request) => ({ ...request, headers: { ...request.headers, dpop: proofs.take() } }) }] } : {}),
         connections,
         pipelining: 1,
         duration: seconds,

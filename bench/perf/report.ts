@@ -57,7 +57,7 @@ export function summarize(targets: readonly Target[], windows: readonly Window[]
   });
 }
 
-/** The tools/call targets, (a)–(h); the tools/list ones have a table of their own (filter-report.ts). */
+/** The tools/call targets, (a)–(h) and (l); the tools/list ones have a table of their own (filter-report.ts). */
 export function mainTable(summaries: readonly Summary[]): string {
   return targetTable(summaries, 'tools/call', 'a', 'b');
 }

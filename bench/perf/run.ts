@@ -14,14 +14,14 @@ import { readGc, type GcStats } from './gc.ts';
 import { measureWindow, warmUp, type Window } from './measure.ts';
 import { parseOptions, type PerfOptions } from './options.ts';
 import { CLOCK_TICKS, openFilesLimit } from './procfs.ts';
-import { filterPairs, LIST_HEADING, listTable, PAIR_HEADING, pairTable } from './filter-report.ts';
+import { DPOP_HEADING, DPOP_PAIRS, filterPairs, LIST_HEADING, listTable, PAIR_HEADING, pairTable, proofLine } from './filter-report.ts';
 import { acceptanceChecks, checkLines, contextTable, gcWarning, mainTable, otherLoadWarning, sseLines, stdioLines, summarize, writeJson } from './report.ts';
 import { runSse } from './sse.ts';
 import { runStdio, type StdioPlan } from './stdio.ts';
 import { REPO, startStack, TARGET_IDS, type Stack } from './targets.ts';
 
 const CONNECTIONS = [1, 50] as const;
-/** tools/call: (a) direct, (b) the floor, (c)–(h) mcp-warden; tools/list: (i) direct, (j) and (k) mcp-warden. See targets.ts. */
+/** tools/call: (a) direct, (b) the floor, (c)–(h) and (l) mcp-warden; tools/list: (i) direct, (j) and (k) mcp-warden. See targets.ts. */
 const TARGETS = TARGET_IDS.length;
 const WARM_UP_SECONDS = 1;
 /** Other processes using more than this share of a core during a window earn the results a warning. */
@@ -118,15 +118,18 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
 function loadReport(stack: Stack, windows: readonly Window[], gc: Partial<Record<string, GcStats>>, options: PerfOptions) {
   const summaries = summarize(stack.targets, windows);
   const pairs = filterPairs(summaries, windows);
+  const dpop = filterPairs(summaries, windows, DPOP_PAIRS);
   const report = {
     summaries,
     checks: acceptanceChecks(summaries, windows),
     filtering: pairs,
+    dpop: { ...dpop[0]!, proofs: proofLine(windows) },
     otherLoadWarning: otherLoadWarning(summaries, OTHER_LOAD_WARN_PERCENT),
     slowGcWarning: gcWarning(gc),
     table: mainTable(summaries),
     listTable: listTable(summaries),
     pairTable: pairTable(pairs),
+    dpopTable: pairTable(dpop),
     contextTable: contextTable(summaries, windows, gc),
   };
   const { otherLoadWarning: warning, slowGcWarning: slowGc } = report;
@@ -143,6 +146,12 @@ function loadReport(stack: Stack, windows: readonly Window[], gc: Partial<Record
     PAIR_HEADING,
     '',
     report.pairTable,
+    '',
+    DPOP_HEADING,
+    '',
+    report.dpopTable,
+    '',
+    report.dpop.proofs,
     '',
     'Context, all targets:',
     '',
@@ -181,8 +190,8 @@ function machineLine(wallSeconds: number): string {
 
 /**
  * Round r measures every target once, in order, so slow drifts of the machine hit all targets alike. Each
- * target compared with another round by round is measured right after it: (g) after (c), (f) after (h),
- * (k) after (j), so each round's pair ran seconds apart.
+ * target compared with another round by round is measured next to it: (l) before (c), (g) after (c), (f)
+ * after (h), (k) after (j), so each round's pair ran seconds apart.
  */
 async function interleave(stack: Stack, options: PerfOptions): Promise<Window[]> {
   const windows: Window[] = [];
@@ -200,7 +209,7 @@ async function interleave(stack: Stack, options: PerfOptions): Promise<Window[]>
   return windows;
 }
 
-const MEASURE_ORDER = ['a', 'b', 'c', 'g', 'd', 'e', 'h', 'f', 'i', 'j', 'k'];
+const MEASURE_ORDER = ['a', 'b', 'l', 'c', 'g', 'd', 'e', 'h', 'f', 'i', 'j', 'k'];
 
 function measureRank(id: string): number {
   const rank = MEASURE_ORDER.indexOf(id);
@@ -216,7 +225,8 @@ function estimatedSeconds(options: PerfOptions): number {
   // A spawn each way is well under a second and an echo a few ms; the throughput windows run twice.
   const stdio = options.spawns * 2 + (options.calls * 2 * 5) / 1000 + 2 * options.stdioSeconds + 30;
   if (options.stdioOnly) return stdio;
-  const load = options.repeats * TARGETS * CONNECTIONS.length * options.seconds + TARGETS * WARM_UP_SECONDS;
+  // (l)'s proofs are signed before each of its windows: some 20 µs each, a few seconds per window at most.
+  const load = options.repeats * TARGETS * CONNECTIONS.length * options.seconds + TARGETS * WARM_UP_SECONDS + options.repeats * CONNECTIONS.length * 3;
   const sse = (options.events * 100) / 1000 + 60;
   return load + sse + stdio;
 }

@@ -1,8 +1,9 @@
 // The systems under test and how to reach them. Each target is one process (none for the direct ones)
-// loaded with one request: a tools/call POST for (a)–(h), a tools/list POST for (i)–(k). Only the port,
-// the body and, for mcp-warden, the Authorization header differ. Starting an mcp-warden is in wardens.ts.
+// loaded with one request: a tools/call POST for (a)–(h) and (l), a tools/list POST for (i)–(k). Only the
+// port, the body and, for mcp-warden, the Authorization header (and for (l) a DPoP proof per request) differ. Starting an mcp-warden is in wardens.ts.
 import { join } from 'node:path';
 import type { Authority } from './authority.ts';
+import { assertBound, createDpopKey, ProofPool } from './dpop.ts';
 import { freePort } from '../processes.ts';
 import { spawnNode, waitUntil, type Child } from './children.ts';
 import { FILTERED_TOOL_NAMES, LIST_BODY, TOOL_NAMES, toolNames } from './tool-list.ts';
@@ -18,7 +19,7 @@ export const BASE_HEADERS: Readonly<Record<string, string>> = {
 /** What the upstream answers a tools/call with; every target must pass it through unchanged. */
 export const EXPECTED_RESPONSE = '{"jsonrpc":"2.0","id":1,"result":{}}';
 
-export const TARGET_IDS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'] as const;
+export const TARGET_IDS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l'] as const;
 export type TargetId = (typeof TARGET_IDS)[number];
 
 /** The MCP request a target is loaded with. */
@@ -39,6 +40,10 @@ export interface Target {
   readonly proxy: Child | undefined;
   /** mcp-warden's admin listener (its /metrics); none for (a), (b) and (i). */
   readonly adminOrigin?: string;
+  /** (l): a new DPoP proof for every request (header `dpop`), pre-signed before each window. */
+  readonly proofs?: ProofPool;
+  /** (l)'s access token, for the check that it is refused as a bearer token. */
+  readonly boundToken?: string;
 }
 
 export interface Stack {
@@ -71,13 +76,16 @@ interface WardenSpec {
   readonly rule?: boolean;
   /** `audit.tool_calls`; the default (on) when left out. */
   readonly audit?: boolean;
+  /** The token is bound to a DPoP key (`cnf.jkt`) and sent as `Authorization: DPoP` with a new proof per request. */
+  readonly dpop?: boolean;
 }
 
 /**
  * Every mcp-warden target. (c)–(g) run with the defaults, so with the tool-call audit on: every POST body
  * is read and a tools/call's answer is read for its outcome. (h) is (c) with the audit off, the figure
  * (c) gave before the audit existed. (j) and (k) are the tools/list pair: (j) with nothing that reads
- * bodies or answers, (k) with the rule, so the list is read, filtered and re-serialized.
+ * bodies or answers, (k) with the rule, so the list is read, filtered and re-serialized. (l) is (c) with
+ * the token bound to a key and a DPoP proof of that key on every request (`tokens.dpop.mode` at its default).
  */
 function wardenSpecs(authority: Authority): WardenSpec[] {
   const rs256 = (aud: string) => authority.mintJwt('RS256', aud);
@@ -91,6 +99,7 @@ function wardenSpecs(authority: Authority): WardenSpec[] {
     { id: 'h', label: 'mcp-warden JWT RS256, tool-call audit off', mode: 'jwt', token: rs256, audit: false },
     { id: 'j', label: 'tools/list, mcp-warden, no rules, audit off', mode: 'jwt', token: rs256, audit: false, request: 'tools/list' },
     { id: 'k', label: 'tools/list, mcp-warden + delete_* rule (filtered)', mode: 'jwt', token: rs256, rule: true, request: 'tools/list' },
+    { id: 'l', label: 'mcp-warden JWT RS256 + DPoP (new proof per request)', mode: 'jwt', token: rs256, dpop: true },
   ];
 }
 
@@ -116,9 +125,13 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
     const settled = await Promise.allSettled(
       specs.map(async (spec): Promise<Target> => {
         const started = await startWarden(dir, spec.id, { mode: spec.mode, authority, upstreamOrigin, rule: spec.rule, audit: spec.audit }, children);
-        const headers = { ...BASE_HEADERS, authorization: `Bearer ${await spec.token(started.resourceUrl)}` };
         const request = requestOf(spec.request ?? 'tools/call', spec.rule === true);
-        return { id: spec.id, label: spec.label, ...request, url: started.url, headers, proxy: started.child, adminOrigin: started.adminOrigin };
+        const common = { id: spec.id, label: spec.label, ...request, url: started.url, proxy: started.child, adminOrigin: started.adminOrigin };
+        if (!spec.dpop) return { ...common, headers: { ...BASE_HEADERS, authorization: `Bearer ${await spec.token(started.resourceUrl)}` } };
+        const key = await createDpopKey();
+        const token = await authority.mintBoundJwt('RS256', started.resourceUrl, key.jkt);
+        const headers = { ...BASE_HEADERS, authorization: `DPoP ${token}` };
+        return { ...common, headers, proofs: new ProofPool(key, started.resourceUrl, token), boundToken: token };
       }),
     );
     const wardens = settled.map((result) => {
@@ -139,6 +152,7 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
     // A benchmark of 401s or 502s, or of a filter that filters nothing, would measure nothing: every target
     // must answer its real request as expected first.
     for (const target of targets) await assertAnswers(target);
+    for (const target of targets) if (target.proofs) await assertBound(target.url, target.headers, target.body, target.boundToken!, target.proofs);
 
     const startSseWarden = async (limit: number) => {
       const started = await startWarden(dir, 'sse', { mode: 'jwt', authority, upstreamOrigin, limit }, children);
@@ -174,7 +188,8 @@ async function answers200(url: string, headers: Readonly<Record<string, string>>
 
 /** Throws unless the target answers its request as it must: the exact tools/call result, or the right tool names. */
 async function assertAnswers(target: Target): Promise<void> {
-  const response = await fetch(target.url, { method: 'POST', headers: target.headers, body: target.body, signal: AbortSignal.timeout(5_000) });
+  const headers = target.proofs ? { ...target.headers, dpop: target.proofs.take() } : target.headers;
+  const response = await fetch(target.url, { method: 'POST', headers, body: target.body, signal: AbortSignal.timeout(5_000) });
   const text = await response.text();
   const refuse = (why: string) => new Error(`(${target.id}) ${target.label} answered ${response.status} ${why}: refusing to benchmark it`);
   if (response.status !== 200) throw refuse(text.slice(0, 300));

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -21,6 +20,7 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { McpMetrics } from './observability/mcp-metrics.ts';
 import { Metrics } from './observability/metrics.ts';
 import { UpstreamTokenMetrics } from './observability/upstream-token-metrics.ts';
+import { packageVersion } from './package-version.ts';
 import { limitConnections } from './proxy/connection-limits.ts';
 import { StreamSlots } from './proxy/stream-slots.ts';
 import { createRequestPipeline } from './request-pipeline.ts';
@@ -196,10 +196,6 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
 }
 
 /** src/ and dist/ both sit one level below package.json. */
-function packageVersion(): string {
-  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-}
-
 /** Secrets the config names that cannot be read now: the process must not start without them. */
 function missingSecrets(config: Config, credential: UpstreamCredential | undefined, introspection: ReadonlyMap<string, SecretSource>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];

@@ -1,3 +1,4 @@
+import { jsonRpcError } from '../mcp/json-rpc.ts';
 import type { AuthFailureReason } from './failure.ts';
 
 type ErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce';
@@ -116,7 +117,7 @@ export function challengeFor(reason: AuthFailureReason, context: ChallengeContex
   }
   if (row.status === 429) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
   if (row.rpcCode !== undefined) {
-    return { status: row.status, headers, body: JSON.stringify({ jsonrpc: '2.0', id: context.rpcId ?? null, error: { code: row.rpcCode, message: row.description } }) };
+    return { status: row.status, headers, body: JSON.stringify(jsonRpcError(context.rpcId, { code: row.rpcCode, message: row.description })) };
   }
   if (row.request) {
     const error = reason.startsWith('session_') ? 'session_not_found' : reason;

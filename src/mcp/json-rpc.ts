@@ -1,5 +1,10 @@
 export type RpcId = string | number | null;
 
+/** A JSON-RPC error response: what the proxy answers in the MCP server's stead. */
+export function jsonRpcError(id: RpcId | undefined, error: { code: number; message: string; data?: unknown }): { jsonrpc: '2.0'; id: RpcId; error: typeof error } {
+  return { jsonrpc: '2.0', id: id ?? null, error };
+}
+
 /** What policy needs to know of one JSON-RPC message a client sent. */
 export interface PeekedMessage {
   /** Absent for responses (a client answering a server request). */

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { REASONS } from '../auth/challenge.ts';
-import type { PeekedMessage } from '../mcp/json-rpc.ts';
+import { jsonRpcError, type PeekedMessage } from '../mcp/json-rpc.ts';
 import { sendJson } from '../proxy/respond.ts';
 import type { Access } from './access.ts';
 import type { PipelineParts } from './parts.ts';
@@ -21,7 +21,7 @@ export function answerUnexposed(parts: PipelineParts, res: ServerResponse, acces
   parts.metrics.authFailure('not_exposed', access.principal?.issuer);
   const errors = access.decision!.messages
     .filter(({ message }) => message.method !== undefined && message.id !== undefined)
-    .map(({ message, exposed }) => ({ jsonrpc: '2.0', id: message.id, error: exposed ? { code: INVALID_REQUEST, message: 'not forwarded: another request of the batch was refused' } : unknown(message) }));
+    .map(({ message, exposed }) => jsonRpcError(message.id, exposed ? { code: INVALID_REQUEST, message: 'not forwarded: another request of the batch was refused' } : unknown(message)));
   if (errors.length === 0) {
     // Notifications only: nothing to answer, as an upstream would accept them.
     res.writeHead(202, { 'content-length': '0' }).end();

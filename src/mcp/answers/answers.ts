@@ -1,4 +1,4 @@
-import type { RpcId } from '../json-rpc.ts';
+import { jsonRpcError, type RpcId } from '../json-rpc.ts';
 import { filterList, LIST_SHAPES, type ListShape } from './list-filter.ts';
 
 /** What the upstream answered one request with, for the audit line. */
@@ -85,7 +85,7 @@ export class Answers {
 
   /** Errors for every request not yet answered, in place of a response that cannot be filtered. */
   unanswered(): unknown[] {
-    const errors = [...this.#unanswered.values()].map((id) => ({ jsonrpc: '2.0', id, error: { code: INTERNAL_ERROR, message: 'the response was too large for the proxy to filter' } }));
+    const errors = [...this.#unanswered.values()].map((id) => jsonRpcError(id, { code: INTERNAL_ERROR, message: 'the response was too large for the proxy to filter' }));
     for (const key of [...this.#unanswered.keys()]) this.#answered(key);
     return errors;
   }

@@ -135,10 +135,10 @@ export class Forwarder implements Upstream {
     }
     const headers = clientResponseHeaders(proxyRes.headers, this.#options.dropResponseHeaders);
     const answers = exchange.request.answers?.(proxyRes.headers);
-    const through = answers && 'rewrite' in answers ? answers.rewrite : undefined;
+    const through = answers?.rewrite;
     // A filtered body has a length of its own: it goes out chunked.
     if (through) delete headers['content-length'];
-    else if (answers && 'tap' in answers) tap(proxyRes, answers.tap);
+    else if (answers?.tap) tap(proxyRes, answers.tap);
     if (isEventStream(proxyRes.headers)) {
       exchange.stream = true;
       headers['x-accel-buffering'] = 'no';

@@ -123,5 +123,5 @@ export async function staged(config: Config, policy: Policy, body: string, grant
   await watchAnswers(parts, () => {})(req, {} as ServerResponse, access);
   // A tapped body reaches the client as it is; only a rewriting stream can change what the client sees.
   const handling = access.answers?.({ 'content-type': 'application/json' });
-  return { judgement, stream: handling && 'rewrite' in handling ? handling.rewrite : undefined };
+  return { judgement, stream: handling?.rewrite };
 }

@@ -10,7 +10,10 @@ import { SseAnswers, SseReader } from './sse-answers.ts';
  * only tapped as it streams to the client unchanged (the audit's outcome): no stream in between, and the
  * upstream's Content-Length still holds.
  */
-export type AnswerHandling = { readonly rewrite: Transform } | { readonly tap: AnswerReader };
+export interface AnswerHandling {
+  readonly rewrite?: Transform;
+  readonly tap?: AnswerReader;
+}
 
 /** By the response's content type, JSON or SSE; anything else (a 202, an error page) carries no JSON-RPC answer and goes straight through. */
 export function answerHandling(answers: Answers, maxBytes: number, headers: IncomingHttpHeaders): AnswerHandling | undefined {

@@ -26,8 +26,8 @@ export async function writeWebResponse(response: Response, res: ServerResponse, 
   response.headers.forEach((value, name) => (headers[name] = value));
   const body = response.body;
   const handling = body ? answers?.(headers) : undefined;
-  const through = handling && 'rewrite' in handling ? handling.rewrite : undefined;
-  const tap = handling && 'tap' in handling ? handling.tap : undefined;
+  const through = handling?.rewrite;
+  const tap = handling?.tap;
   if (through) delete headers['content-length'];
   res.writeHead(response.status, headers);
   if (!body) {

@@ -14,6 +14,14 @@ export interface Principal {
 }
 
 /**
+ * Whether a token speaks for a machine rather than a person: its subject is its own client (RFC 9068
+ * §2.2, the client credentials grant), so no user stands behind it.
+ */
+export function isMachine(principal: Principal): boolean {
+  return principal.subject !== undefined && principal.subject === principal.clientId;
+}
+
+/**
  * The DPoP key a token is bound to (RFC 7800 `cnf`, RFC 9449 §6.1 `jkt`), or undefined for an unbound
  * token. Any other confirmation (a certificate thumbprint, a key this proxy cannot check) is refused by
  * `fail`: a sender-constrained token must never pass as a bearer token.

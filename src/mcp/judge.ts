@@ -16,13 +16,16 @@ export type Judgement =
       readonly rpcId?: RpcId;
     };
 
-/** Decides a JSON-RPC body against the rules: it must be readable, agree with its headers, and be allowed whole. */
-export function judgeBody(headers: IncomingHttpHeaders, body: Buffer, granted: ReadonlySet<string>, policy: Policy): Judgement {
+/**
+ * Decides a JSON-RPC body against the rules: it must be readable, agree with its headers, and be allowed
+ * whole. `machine`: the token is a machine's, for rules that match on the principal.
+ */
+export function judgeBody(headers: IncomingHttpHeaders, body: Buffer, granted: ReadonlySet<string>, machine: boolean, policy: Policy): Judgement {
   const peeked = peekJsonRpc(body);
   if (!peeked.ok) return { allowed: false, reason: 'unreadable_body', detail: peeked.problem };
   const mismatch = headerBodyMismatch(headers, peeked.messages, peeked.batch);
   if (mismatch) return { allowed: false, reason: 'header_mismatch', detail: mismatch, rpcId: peeked.batch ? null : (peeked.messages[0]?.id ?? null) };
-  const decision = policy.decide(peeked.messages, granted);
+  const decision = policy.decide(peeked.messages, granted, machine);
   const { batch } = peeked;
   if (decision.allowed) return { allowed: true, decision, batch };
   // Something not exposed does not exist for the caller, whatever else the request lacks.

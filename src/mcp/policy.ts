@@ -22,6 +22,8 @@ export interface PolicyDecision {
 
 interface CompiledRule {
   readonly label: string;
+  /** Whose messages the rule speaks on: machines', users', or (undefined) everyone's. */
+  readonly principal: 'machine' | 'user' | undefined;
   readonly method: (value: string) => boolean;
   readonly target: ((value: string) => boolean) | undefined;
   readonly scopes: readonly string[];
@@ -49,6 +51,7 @@ export class Policy {
       const target = rule.match.tool ?? rule.match.prompt ?? rule.match.uri;
       return {
         label: `policy.rules[${index}]`,
+        principal: rule.match.principal,
         method: compileGlob(rule.match.method),
         target: target === undefined ? undefined : compileGlob(target),
         scopes: rule.scopes,
@@ -72,10 +75,13 @@ export class Policy {
     return this.#rules.some((rule) => rule.method(callMethod));
   }
 
-  /** Whether anything of this kind could be hidden from a caller with these (effective) scopes; false only when nothing can. */
-  mayHide(callMethod: string, effective: ReadonlySet<string>): boolean {
+  /**
+   * Whether anything of this kind could be hidden from a caller with these (effective) scopes; false only
+   * when nothing can. `machine`: the token is a machine's (`sub` = `client_id`, see `isMachine`).
+   */
+  mayHide(callMethod: string, effective: ReadonlySet<string>, machine: boolean): boolean {
     if (this.#expose.has(callMethod)) return true;
-    return this.#rules.some((rule) => rule.method(callMethod) && rule.scopes.some((scope) => !effective.has(scope)));
+    return this.#rules.some((rule) => appliesTo(rule, machine) && rule.method(callMethod) && rule.scopes.some((scope) => !effective.has(scope)));
   }
 
   /** The granted scopes plus everything they imply, transitively (2026-07-28 §11.1.2). */
@@ -102,9 +108,9 @@ export class Policy {
   }
 
   /** Judges every message; one denied message denies the request, and the challenge names all needs. */
-  decide(messages: readonly PeekedMessage[], granted: ReadonlySet<string>): PolicyDecision {
+  decide(messages: readonly PeekedMessage[], granted: ReadonlySet<string>, machine: boolean): PolicyDecision {
     const effective = this.effectiveScopes(granted);
-    const decisions = messages.map((message) => this.decideMessage(message, effective));
+    const decisions = messages.map((message) => this.decideMessage(message, effective, machine));
     return {
       allowed: decisions.every((decision) => decision.exposed && decision.missing.length === 0),
       needed: [...new Set(decisions.flatMap((decision) => decision.needed))],
@@ -116,8 +122,8 @@ export class Policy {
    * Judges one message against scopes already widened by `effectiveScopes`. The one decision for a call
    * and for the list entry naming what it would call, so a list never shows what a call would refuse.
    */
-  decideMessage(message: PeekedMessage, effective: ReadonlySet<string>): MessageDecision {
-    const rule = message.method === undefined ? undefined : this.#rules.find((candidate) => this.#matches(candidate, message));
+  decideMessage(message: PeekedMessage, effective: ReadonlySet<string>, machine: boolean): MessageDecision {
+    const rule = message.method === undefined ? undefined : this.#rules.find((candidate) => appliesTo(candidate, machine) && this.#matches(candidate, message));
     const needed = rule ? [...new Set([...this.#required, ...rule.scopes])] : this.#required;
     const exposed = message.method === undefined || message.target === undefined || (this.#expose.get(message.method)?.(message.target) ?? true);
     return { message, rule: rule?.label, needed, missing: needed.filter((scope) => !effective.has(scope)), exposed };
@@ -127,4 +133,8 @@ export class Policy {
     if (!rule.method(message.method!)) return false;
     return rule.target === undefined || (message.target !== undefined && rule.target(message.target));
   }
+}
+
+function appliesTo(rule: CompiledRule, machine: boolean): boolean {
+  return rule.principal === undefined || (rule.principal === 'machine') === machine;
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuthFailure } from '../auth/failure.ts';
-import type { Principal } from '../auth/principal.ts';
+import { isMachine, type Principal } from '../auth/principal.ts';
 import { isJson, judgeBody } from '../mcp/judge.ts';
 import type { PolicyDecision } from '../mcp/policy.ts';
 import { ToolCallAudit } from '../observability/tool-call-audit.ts';
@@ -34,7 +34,7 @@ export function inspect(parts: PipelineParts, next: Step): Step {
       res.setHeader('connection', 'close');
       return refuse(parts, res, access, new AuthFailure('body_too_large'));
     }
-    const judgement = judgeBody(req.headers, read.body, principal.scopes, policy);
+    const judgement = judgeBody(req.headers, read.body, principal.scopes, isMachine(principal), policy);
     const { decision } = judgement;
     if (decision) {
       if (policy.inspectsBodies) logDecisions(parts, access.requestId, principal, decision);

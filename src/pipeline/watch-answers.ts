@@ -4,6 +4,7 @@ import { answerHandling } from '../mcp/answers/answer-stream.ts';
 import { LIST_SHAPES, type ListShape } from '../mcp/answers/list-filter.ts';
 import type { RpcId } from '../mcp/json-rpc.ts';
 import type { Policy } from '../mcp/policy.ts';
+import { isMachine } from '../auth/principal.ts';
 import type { Access } from './access.ts';
 import type { PipelineParts } from './parts.ts';
 import type { Step } from './step.ts';
@@ -29,9 +30,10 @@ export function watchAnswers(parts: PipelineParts, next: Step): Step {
   };
   const rulesFor = (req: IncomingMessage, access: Access, scopes: () => ReadonlySet<string>, mayHide: boolean): AnswerRules => {
     const cacheHints = cacheHintsOf(req);
+    const machine = isMachine(access.principal!);
     return {
       allows: (method, target) => {
-        const verdict = policy.decideMessage({ method, target }, scopes());
+        const verdict = policy.decideMessage({ method, target }, scopes(), machine);
         return verdict.exposed && verdict.missing.length === 0;
       },
       markPrivate: (list) => cacheHints && policy.variesByCaller(list.callMethod),
@@ -43,7 +45,8 @@ export function watchAnswers(parts: PipelineParts, next: Step): Step {
   return (req, res, access) => {
     if (req.method === 'GET') {
       const scopes = policy.effectiveScopes(access.principal!.scopes);
-      if (CALL_METHODS.some((method) => policy.mayHide(method, scopes))) watch(req, access, new Answers([], [], { ...rulesFor(req, access, () => scopes, true), byShape: true }));
+      const machine = isMachine(access.principal!);
+      if (CALL_METHODS.some((method) => policy.mayHide(method, scopes, machine))) watch(req, access, new Answers([], [], { ...rulesFor(req, access, () => scopes, true), byShape: true }));
       return next(req, res, access);
     }
     // Most POSTs need nothing read: the caller's scopes are widened only for those that do.
@@ -63,6 +66,7 @@ function cacheHintsOf(req: IncomingMessage): boolean {
 
 /** Which answers of a POST are read: its list requests that need filtering, and its audited calls. */
 function planAnswers(access: Access, policy: Policy, scopes: () => ReadonlySet<string>, cacheHints: boolean): { ids: RpcId[]; watched: WatchedRequest[]; mayHide: boolean } | undefined {
+  const machine = isMachine(access.principal!);
   const ids: RpcId[] = [];
   const watched: WatchedRequest[] = [];
   let mayHide = false;
@@ -70,7 +74,7 @@ function planAnswers(access: Access, policy: Policy, scopes: () => ReadonlySet<s
     if (message.method === undefined || message.id === undefined) continue;
     ids.push(message.id);
     const list: ListShape | undefined = LIST_SHAPES.get(message.method);
-    const filtered = list !== undefined && (policy.mayHide(list.callMethod, scopes()) || (cacheHints && policy.variesByCaller(list.callMethod)));
+    const filtered = list !== undefined && (policy.mayHide(list.callMethod, scopes(), machine) || (cacheHints && policy.variesByCaller(list.callMethod)));
     // A list that must say cacheScope private is rewritten even for a caller it hides nothing from: one too
     // large to read is then refused too, rather than reach a shared cache unmarked.
     mayHide ||= filtered;

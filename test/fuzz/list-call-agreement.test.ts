@@ -106,7 +106,7 @@ describe('one decision serves a list and the call that uses what it names', () =
             return;
           }
           for (const target of setup.names) {
-            const call = judgeBody({}, Buffer.from(rpc(kind.call, { [kind.paramKey]: target, arguments: {} })), granted, policy);
+            const call = judgeBody({}, Buffer.from(rpc(kind.call, { [kind.paramKey]: target, arguments: {} })), granted, false, policy);
             expect(shown.has(target), `${target}: listed ${shown.has(target)}, call allowed ${call.allowed}`).toBe(call.allowed);
             if (call.allowed) seen.listedAndAllowed += 1;
             else seen.hiddenAndRefused += 1;

@@ -221,7 +221,7 @@ const headers: fc.Arbitrary<IncomingHttpHeaders> = fc.oneof(
   fc.record({ 'mcp-method': fc.constantFrom('tools/call', 'tools/list'), 'mcp-name': fc.constantFrom('read_x', 'delete_x') }, { requiredKeys: [] }),
 );
 
-const judgeText = (text: string, scopes: readonly string[], sent: IncomingHttpHeaders = {}) => judgeBody(sent, Buffer.from(text), new Set(scopes), policy);
+const judgeText = (text: string, scopes: readonly string[], sent: IncomingHttpHeaders = {}) => judgeBody(sent, Buffer.from(text), new Set(scopes), false, policy);
 
 describe('policy decisions under arbitrary bodies and scopes', () => {
   it(

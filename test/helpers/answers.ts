@@ -110,7 +110,7 @@ const uncounted = { call: () => {}, hidden: () => {} } as unknown as McpMetrics;
  * nothing needs reading, and nothing at all when the body is refused.
  */
 export async function staged(config: Config, policy: Policy, body: string, granted: ReadonlySet<string>, headers: IncomingHttpHeaders = {}) {
-  const judgement: Judgement = judgeBody(headers, Buffer.from(body), granted, policy);
+  const judgement: Judgement = judgeBody(headers, Buffer.from(body), granted, false, policy);
   if (!judgement.allowed) return { judgement, stream: undefined };
   const req = { headers: { ...headers }, socket: { bytesWritten: 0 } } as unknown as IncomingMessage;
   const access = new Access(req, 'test', 0);

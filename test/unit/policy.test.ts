@@ -96,21 +96,21 @@ describe('policy', () => {
   });
 
   it('takes the first matching rule, and adds the required scopes to every message', () => {
-    const decision = policy.decide(peek({ method: 'tools/call', params: { name: 'read_x' } }), new Set(['mcp:read']));
+    const decision = policy.decide(peek({ method: 'tools/call', params: { name: 'read_x' } }), new Set(['mcp:read']), false);
     expect(decision.messages[0]).toMatchObject({ rule: 'policy.rules[1]', needed: ['mcp:read', 'mcp:write'], missing: ['mcp:write'] });
     expect(decision.allowed).toBe(false);
   });
 
   it('judges a batch whole and names everything it needs', () => {
-    const decision = policy.decide(peek([{ method: 'tools/list' }, { method: 'tools/call', params: { name: 'delete_all' } }]), new Set(['mcp:write']));
+    const decision = policy.decide(peek([{ method: 'tools/list' }, { method: 'tools/call', params: { name: 'delete_all' } }]), new Set(['mcp:write']), false);
     expect(decision.allowed).toBe(false);
     expect(decision.needed).toEqual(['mcp:read', 'mcp:admin']);
     expect(decision.messages.map((message) => message.missing)).toEqual([[], ['mcp:admin']]);
   });
 
   it('lets responses and unmatched methods through on the required scopes alone', () => {
-    expect(policy.decide(peek([{ id: 1, result: {} }, { method: 'ping' }]), new Set(['mcp:read'])).allowed).toBe(true);
-    expect(policy.decide(peek({ method: 'ping' }), new Set()).allowed).toBe(false);
+    expect(policy.decide(peek([{ id: 1, result: {} }, { method: 'ping' }]), new Set(['mcp:read']), false).allowed).toBe(true);
+    expect(policy.decide(peek({ method: 'ping' }), new Set(), false).allowed).toBe(false);
   });
 
   it('inspects bodies only when there are rules', () => {

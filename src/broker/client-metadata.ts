@@ -1,8 +1,9 @@
-import { isRedirectUriAllowed } from '../config/load.ts';
+import { isRedirectUriAllowed } from '../config/urls.ts';
 import { OAuthError } from './http.ts';
 import { newSecret } from './secrets.ts';
 
-export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post';
+export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+/** What dynamic registration offers; private_key_jwt keys are only ever configured. */
 const AUTH_METHODS: readonly ClientAuthMethod[] = ['none', 'client_secret_basic', 'client_secret_post'];
 const GRANT_TYPES = ['authorization_code', 'refresh_token'];
 

@@ -2,12 +2,37 @@ import { z } from 'zod';
 import { DEFAULTS } from './defaults.ts';
 import { count, duration, httpUrl, scopeToken, secret, text } from './fields.ts';
 
+/** RFC 7523 §2.1: the grant an enterprise client presents an ID-JAG with. */
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+export const CLIENT_GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', JWT_BEARER_GRANT] as const;
+
 const preRegisteredClient = z.strictObject({
   client_id: text().pipe(z.string().min(1).max(256)),
   client_name: text().optional(),
-  redirect_uris: z.array(httpUrl()).min(1, 'a client needs at least one redirect URI'),
-  /** A confidential client authenticates at the token endpoint; without a secret the client is public (PKCE only). */
+  /** What the client may ask the token endpoint for; a machine (no user) has `[client_credentials]`. */
+  grant_types: z
+    .array(z.enum(CLIENT_GRANT_TYPES))
+    .min(1)
+    .default(['authorization_code', 'refresh_token'])
+    .transform((grants) => [...new Set(grants)]),
+  /** Needed with authorization_code, and only then. */
+  redirect_uris: z.array(httpUrl()).default([]),
+  /** A confidential client authenticates at the token endpoint; without a secret or keys the client is public (PKCE only). */
   client_secret: secret().optional(),
+  /** The public keys the client signs its client assertions with (private_key_jwt, RFC 7523 §2.2): a JWK Set, instead of a secret. */
+  jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) }).optional(),
+  /** The most a token issued without a user's consent (client_credentials, jwt-bearer) may carry; all of resource.scopes_supported when omitted. */
+  scopes: z.array(scopeToken()).optional(),
+});
+
+/** An enterprise identity provider whose ID-JAGs (Identity Assertion JWT Authorization Grants) the broker accepts. */
+const trustedIssuer = z.strictObject({
+  issuer: httpUrl(),
+  /** Where its signing keys are; discovered from its metadata when omitted. */
+  jwks_uri: httpUrl().optional(),
+  /** Other values this issuer names the broker by in `aud`, besides the broker's issuer. */
+  audiences: z.array(text().pipe(z.string().min(1))).default([]),
+  algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1).default([...DEFAULTS.algorithms]),
 });
 
 /** Broker mode: mcp-warden is the authorization server MCP clients see, and logs users in at the identity provider. */
@@ -25,6 +50,8 @@ export const broker = z.strictObject({
     timeout: duration(DEFAULTS.jwksTimeout),
   }),
   clients: z.array(preRegisteredClient).default([]),
+  /** Enterprise-managed authorization: access tokens for ID-JAGs from these issuers, without a login here. */
+  enterprise: z.strictObject({ trusted_issuers: z.array(trustedIssuer).min(1) }).optional(),
   registration: z
     .strictObject({
       /** RFC 7591 dynamic client registration. */
@@ -71,6 +98,8 @@ export const broker = z.strictObject({
       code_ttl: duration(DEFAULTS.brokerCodeTtl, 600_000),
       /** Time for a user to get through consent and the identity provider's login. */
       login_ttl: duration(DEFAULTS.brokerLoginTimeout),
+      /** Longest life of an ID-JAG or a client assertion the token endpoint accepts; their ids are remembered that long. */
+      max_assertion_lifetime: duration(DEFAULTS.brokerMaxAssertionLifetime, 3_600_000),
     })
     .prefault({}),
   /** Encrypts the identity provider's tokens kept per user (upstream.credential user_token): at least 32 characters. */

@@ -42,6 +42,7 @@ export const DEFAULTS = {
   brokerCodeTtl: '60s',
   brokerConsentRemember: '30d',
   brokerLoginTimeout: '10m',
+  brokerMaxAssertionLifetime: '10m',
   registrationsPerMinute: 10,
   authorizationsPerMinute: 60,
   tokenRequestsPerMinute: 120,

@@ -5,6 +5,8 @@ import { ConfigError, type ConfigProblem } from './errors.ts';
 import { configSchema, type Config } from './schema.ts';
 import { legacyClientProblems } from './legacy-client-rules.ts';
 import { upstreamProblems } from './upstream-rules.ts';
+import { brokerProblems } from './broker-rules.ts';
+import { isLoopbackHost } from './urls.ts';
 
 /** Reads, substitutes and validates a YAML config file. Throws ConfigError listing every problem. */
 export function loadConfigFile(path: string): Config {
@@ -93,24 +95,7 @@ function crossFieldProblems(config: Config): ConfigProblem[] {
     requireSecureUrl('upstream.credential.token_endpoint', upstreamCredential.token_endpoint);
   }
   if (config.authorization_servers.length === 0 && !config.broker) problems.push(NO_ISSUER);
-  if (config.broker) {
-    const { broker } = config;
-    requireSecureUrl('broker.issuer', broker.issuer);
-    requireSecureUrl('broker.identity_provider.issuer', broker.identity_provider.issuer);
-    broker.clients.forEach((client, index) => {
-      for (const uri of client.redirect_uris) {
-        if (!isRedirectUriAllowed(uri)) problems.push({ path: `broker.clients[${index}].redirect_uris`, message: `${uri}: redirect URIs must be https, or http on a loopback host` });
-      }
-    });
-    const brokerIssuer = broker.issuer ?? new URL(config.resource.url).origin;
-    if (config.authorization_servers.some((server) => server.issuer === brokerIssuer)) {
-      problems.push({ path: 'authorization_servers', message: `${brokerIssuer} is the broker's issuer; it verifies its own tokens` });
-    }
-    if (!broker.identity_provider.scopes.includes('openid')) problems.push({ path: 'broker.identity_provider.scopes', message: 'must include openid: the login is an OpenID Connect one' });
-    if (new Set(broker.clients.map((client) => client.client_id)).size !== broker.clients.length) {
-      problems.push({ path: 'broker.clients', message: 'a client_id is listed twice' });
-    }
-  }
+  problems.push(...brokerProblems(config, requireSecureUrl));
   const seen = new Set<string>();
   config.authorization_servers.forEach((server, index) => {
     requireSecureUrl(`authorization_servers[${index}].issuer`, server.issuer);
@@ -155,20 +140,4 @@ function crossFieldProblems(config: Config): ConfigProblem[] {
 /** `X_Api_Key` and `x-api-key` reach many servers as the same header, so they are compared as one. */
 export function normalizeHeaderName(name: string): string {
   return name.toLowerCase().replaceAll('_', '-');
-}
-
-/** OAuth 2.1 §2.3.1 / RFC 8252: https, or http only to the loopback interface (native apps). */
-export function isRedirectUriAllowed(uri: string): boolean {
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    return false;
-  }
-  if (url.hash !== '' || uri.includes('#')) return false;
-  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname));
-}
-
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }

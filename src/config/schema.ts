@@ -136,6 +136,8 @@ const rule = z.strictObject({
       prompt: z.string().min(1).optional(),
       /** For resources/read: the resource URI (glob). */
       uri: z.string().min(1).optional(),
+      /** Only tokens of machines (`sub` equals `client_id`: client credentials) or only of users. */
+      principal: z.enum(['machine', 'user']).optional(),
     }),
   scopes: z.array(scopeToken()).min(1),
 });

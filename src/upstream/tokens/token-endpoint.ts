@@ -3,7 +3,7 @@ import { importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { addClientCredentials } from '../../auth/client-credentials.ts';
 import { FetchFailure, fetchJson } from '../../auth/fetch-json.ts';
 import { issuerMetadataSource } from '../../auth/issuer-metadata.ts';
-import { isLoopbackHost } from '../../config/load.ts';
+import { isLoopbackHost } from '../../config/urls.ts';
 import type { CredentialConfig } from '../../config/schema.ts';
 import { openSecretSource, type SecretSource } from '../../config/secret-source.ts';
 

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DpopProofVerifier } from '../auth/dpop-proof.ts';
 import type { OwnIssuer } from '../auth/verifier.ts';
 import type { BrokerConfig, Config } from '../config/schema.ts';
 import type { SecretRef } from '../config/secret-ref.ts';
@@ -9,7 +8,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { sendJson } from '../proxy/respond.ts';
 import { AccessTokens } from './access-tokens.ts';
 import { ClientMetadataDocuments } from './client-metadata-documents.ts';
-import { ClientRegistry, type PreRegistered } from './clients.ts';
+import { ClientRegistry } from './clients.ts';
 import { BrowserCookies } from './cookies.ts';
 import { brokerEndpoints, brokerIssuerOf, pathOf } from './endpoints.ts';
 import { methodNotAllowed, OAuthError, PUBLIC_CORS, rateLimited, readJson, sendOAuthError } from './http.ts';
@@ -25,6 +24,7 @@ import { loadSigningKey } from './signing-key.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { BrokerStore } from './store.ts';
 import { TokenEndpoint } from './token-endpoint.ts';
+import { assertionChecks, clientAssertionSettings, CLIENT_ASSERTION_ALGORITHMS, preRegisteredClients, tokenEndpointDpop, tokenGrants } from './token-service.ts';
 import { UserTokens, userTokenKey } from './user-tokens.ts';
 import type { UserTokenSource } from '../upstream/credential.ts';
 
@@ -108,20 +108,11 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
       closers.push(() => clearInterval(sync));
     }
     const idpSecret = required(settings.identity_provider.client_secret, 'broker.identity_provider.client_secret').source;
-    const preRegistered: PreRegistered[] = settings.clients.map((client) => ({
-      client: {
-        client_id: client.client_id,
-        client_name: client.client_name,
-        redirect_uris: client.redirect_uris,
-        grant_types: ['authorization_code', 'refresh_token'],
-        token_endpoint_auth_method: client.client_secret ? 'client_secret_basic' : 'none',
-        client_id_issued_at: 0,
-      },
-      secret: client.client_secret ? openTracked(client.client_secret) : undefined,
-    }));
+    const preRegistered = preRegisteredClients(settings, openTracked);
+    const checks = assertionChecks(store, config, settings);
     const documents = settings.registration.client_id_metadata_documents ? new ClientMetadataDocuments(settings.client_metadata) : undefined;
     closers.push(() => void documents?.close());
-    const clients = new ClientRegistry(store, preRegistered, documents);
+    const clients = new ClientRegistry(store, preRegistered, documents, clientAssertionSettings(settings, endpoints, checks));
     const accessTokens = new AccessTokens(issuer, key, settings.tokens.access_ttl);
     const limits = new BrokerRateLimits(settings.rate_limits, opened.buckets);
     const identityProvider = new IdentityProvider(settings.identity_provider, idpSecret);
@@ -152,33 +143,25 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
       logger,
       limits,
     });
-    // The token endpoint's own proof verifier (its own replay memory), with the resource side's settings:
-    // a token it binds is one the resource path will accept with a proof of the same kind.
-    const { dpop, clock_tolerance, max_token_bytes } = config.tokens;
-    const dpopVerifier =
-      dpop.mode === 'off'
-        ? undefined
-        : new DpopProofVerifier({ algorithms: dpop.algorithms, maxAgeMs: dpop.max_age, clockToleranceMs: clock_tolerance, maxReplayEntries: dpop.max_replay_entries, nonce: dpop.nonce });
+    // The token endpoint's proof verifier has the resource side's settings: a token it binds is one the
+    // resource path will accept with a proof of the same kind.
+    const dpopVerifier = tokenEndpointDpop(config);
+    const grants = tokenGrants({ config, settings, store, login, revocations, accessTokens, checks, issuer, metrics, logger });
     const tokens = new TokenEndpoint({
-      store,
       clients,
-      login,
-      accessTokens,
-      revocations,
-      refreshTtlMs: settings.tokens.refresh_ttl,
-      onGrant: (grantType, result) => metrics.brokerEvent(`token:${grantType}`, result),
-      onReplay: (kind) => {
-        metrics.brokerEvent(`replay:${kind}`, 'revoked');
-        logger.warn({ kind }, 'broker: a used credential came back; its grant is revoked');
-      },
+      grants,
+      onGrant: (label, result) => metrics.brokerEvent(`token:${label}`, result),
       limits,
-      dpop: { verifier: dpopVerifier, url: endpoints.token, maxProofBytes: max_token_bytes },
+      dpop: { verifier: dpopVerifier, url: endpoints.token, maxProofBytes: config.tokens.max_token_bytes },
+      logger,
     });
     const metadata = buildAuthorizationServerMetadata(endpoints, {
       dpopAlgorithms: dpopVerifier?.algorithms,
       scopes: config.resource.scopes_supported,
       dynamicRegistration: settings.registration.dynamic,
       clientIdMetadataDocuments: settings.registration.client_id_metadata_documents,
+      grantTypes: grants.map((grant) => grant.type),
+      clientAssertionAlgorithms: settings.clients.some((client) => client.jwks) ? CLIENT_ASSERTION_ALGORITHMS : undefined,
     });
     const jwks = JSON.stringify({ keys: [key.publicJwk] });
 

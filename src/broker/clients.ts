@@ -1,9 +1,11 @@
 import type { IncomingMessage } from 'node:http';
+import type { JWTVerifyGetKey } from 'jose';
 import { readBasicCredentials } from '../auth/client-credentials.ts';
 import type { SecretSource } from '../config/secret-source.ts';
+import { authenticateByAssertion, type ClientAssertionSettings } from './client-assertion.ts';
 import { validateMetadata, type BrokerClient } from './client-metadata.ts';
 import { ClientMetadataDocuments, ClientMetadataFailure } from './client-metadata-documents.ts';
-import { OAuthError, type FormParams } from './http.ts';
+import { refusal, type FormParams, type OAuthError } from './http.ts';
 import { hashSecret, matchesHash, newSecret } from './secrets.ts';
 import type { BrokerStore } from './store.ts';
 
@@ -13,17 +15,21 @@ const MAX_CLIENT_ID_LENGTH = 2000;
 export interface PreRegistered {
   readonly client: BrokerClient;
   readonly secret: SecretSource | undefined;
+  /** The keys of a private_key_jwt client. */
+  readonly keys?: JWTVerifyGetKey;
 }
 
 export class ClientRegistry {
   readonly #store: BrokerStore;
   readonly #preRegistered: ReadonlyMap<string, PreRegistered>;
   readonly #documents: ClientMetadataDocuments | undefined;
+  readonly #assertions: ClientAssertionSettings | undefined;
 
-  constructor(store: BrokerStore, preRegistered: readonly PreRegistered[], documents?: ClientMetadataDocuments) {
+  constructor(store: BrokerStore, preRegistered: readonly PreRegistered[], documents?: ClientMetadataDocuments, assertions?: ClientAssertionSettings) {
     this.#store = store;
     this.#preRegistered = new Map(preRegistered.map((entry) => [entry.client.client_id, entry]));
     this.#documents = documents;
+    this.#assertions = assertions;
   }
 
   /**
@@ -54,27 +60,34 @@ export class ClientRegistry {
 
   /**
    * RFC 6749 §2.3 and §3.2.1: the client of a token or revocation request, authenticated by the method it
-   * registered. Anything else is invalid_client (401), whichever part was wrong.
+   * registered (a secret, a signed assertion, or none). Anything else is invalid_client (401), whichever
+   * part was wrong.
    */
   async authenticate(req: IncomingMessage, form: FormParams): Promise<BrokerClient> {
     const basic = basicCredentials(req.headers.authorization);
-    if (basic && form.has('client_secret')) throw invalidClient('use one client authentication method');
+    const asserted = form.has('client_assertion') || form.has('client_assertion_type');
+    if ([basic !== undefined, form.has('client_secret'), asserted].filter(Boolean).length > 1) throw invalidClient('several_methods', 'use one client authentication method');
+    if (asserted) {
+      const settings = this.#assertions;
+      if (!settings) throw invalidClient('wrong_method', 'no client here authenticates with private_key_jwt');
+      return authenticateByAssertion(form, (id) => keyedClient(this.#preRegistered.get(id)), settings);
+    }
     const clientId = basic?.id ?? form.get('client_id');
-    if (clientId === undefined) throw invalidClient('client authentication required');
-    if (basic && form.has('client_id') && form.get('client_id') !== basic.id) throw invalidClient('client_id differs from the authenticated client');
+    if (clientId === undefined) throw invalidClient('no_credentials', 'client authentication required');
+    if (basic && form.has('client_id') && form.get('client_id') !== basic.id) throw invalidClient('client_id_mismatch', 'client_id differs from the authenticated client');
     let client: BrokerClient | undefined;
     try {
       client = await this.find(clientId);
     } catch (error) {
-      if (error instanceof ClientMetadataFailure) throw invalidClient(error.message);
+      if (error instanceof ClientMetadataFailure) throw invalidClient('metadata_document', error.message);
       throw error;
     }
-    if (!client) throw invalidClient('unknown client');
+    if (!client) throw invalidClient('unknown_client', 'unknown client');
     const method = basic ? 'client_secret_basic' : form.has('client_secret') ? 'client_secret_post' : 'none';
-    if (method !== client.token_endpoint_auth_method) throw invalidClient(`this client authenticates with ${client.token_endpoint_auth_method}`);
+    if (method !== client.token_endpoint_auth_method) throw invalidClient('wrong_method', `this client authenticates with ${client.token_endpoint_auth_method}`);
     if (method === 'none') return client;
     const presented = basic?.secret ?? form.get('client_secret')!;
-    if (!this.#secretMatches(client, presented)) throw invalidClient('client authentication failed');
+    if (!this.#secretMatches(client, presented)) throw invalidClient('bad_secret', 'client authentication failed');
     return client;
   }
 
@@ -85,8 +98,12 @@ export class ClientRegistry {
   }
 }
 
-function invalidClient(description: string): OAuthError {
-  return new OAuthError('invalid_client', description, 401);
+function invalidClient(reason: string, description: string): OAuthError {
+  return refusal('invalid_client', reason, description);
+}
+
+function keyedClient(entry: PreRegistered | undefined): { client: BrokerClient; keys: JWTVerifyGetKey } | undefined {
+  return entry?.keys === undefined ? undefined : { client: entry.client, keys: entry.keys };
 }
 
 /** The client id a request names (Basic credentials or `client_id`), before it is authenticated. */
@@ -97,6 +114,6 @@ export function presentedClientId(req: IncomingMessage, form: FormParams): strin
 
 function basicCredentials(header: string | undefined): { id: string; secret: string } | undefined {
   const credentials = readBasicCredentials(header);
-  if (credentials === 'malformed') throw invalidClient('malformed Basic credentials');
+  if (credentials === 'malformed') throw invalidClient('malformed', 'malformed Basic credentials');
   return credentials;
 }

@@ -18,14 +18,22 @@ export class OAuthError extends Error {
   readonly code: string;
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
+  /** Why, finer than the code: a fixed string, for the metric label and the log line. */
+  readonly reason: string;
 
-  constructor(code: string, description: string, status = 400, headers: Record<string, string> = {}) {
+  constructor(code: string, description: string, status = 400, headers: Record<string, string> = {}, reason = code) {
     super(description);
     this.name = 'OAuthError';
     this.code = code;
     this.status = status;
     this.headers = headers;
+    this.reason = reason;
   }
+}
+
+/** A token request refused for `reason`; invalid_client is a 401 (RFC 6749 §5.2). */
+export function refusal(code: string, reason: string, description: string): OAuthError {
+  return new OAuthError(code, description, code === 'invalid_client' ? 401 : 400, {}, reason);
 }
 
 /** 429 for a client over its request rate; there is no OAuth error code for it, so the name says it. */

@@ -3,7 +3,7 @@
  * consents) are keyed by their SHA-256, never by their value, and identity provider tokens are kept
  * encrypted: a copy of the store grants nothing.
  */
-export type RecordKind = 'client' | 'transaction' | 'code' | 'refresh' | 'consent' | 'session' | 'revoked' | 'signing_key' | 'user_token';
+export type RecordKind = 'client' | 'transaction' | 'code' | 'refresh' | 'consent' | 'session' | 'revoked' | 'signing_key' | 'user_token' | 'assertion';
 
 export interface StoredRecord<T> {
   readonly key: string;

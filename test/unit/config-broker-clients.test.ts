@@ -1,0 +1,86 @@
+import { exportJWK, generateKeyPair } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseConfigText } from '../../src/config/load.ts';
+import { problemsOf } from '../helpers/config-problems.ts';
+
+const BASE = `
+resource: { url: https://mcp.example.com/mcp, scopes_supported: [mcp:read, mcp:write] }
+upstream: { url: http://127.0.0.1:3000 }
+broker:
+  identity_provider: { issuer: https://login.example.com, client_id: mcp-warden, client_secret: "\${env:IDP_SECRET}" }
+`;
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const ENTERPRISE = '  enterprise: { trusted_issuers: [{ issuer: https://corp-idp.example.com }] }\n';
+const clients = (...entries: string[]) => `  clients:\n${entries.map((entry) => `    - ${entry}\n`).join('')}`;
+
+let publicJwk: string;
+
+beforeAll(async () => {
+  const { publicKey } = await generateKeyPair('ES256');
+  publicJwk = JSON.stringify(await exportJWK(publicKey));
+});
+
+describe('config: broker clients and enterprise issuers', () => {
+  it('keeps a pre-registered client interactive by default, and a machine client needs no redirect URI', () => {
+    const config = parseConfigText(
+      BASE + clients('{ client_id: app, redirect_uris: [https://app.example.com/cb] }', '{ client_id: bot, grant_types: [client_credentials], client_secret: "${env:BOT_SECRET}", scopes: [mcp:read] }'),
+    );
+    expect(config.broker!.clients.map((client) => client.grant_types)).toEqual([['authorization_code', 'refresh_token'], ['client_credentials']]);
+    expect(config.broker!.tokens.max_assertion_lifetime).toBe(600_000);
+  });
+
+  it('accepts a private_key_jwt client with public keys, and an enterprise client with trusted issuers', () => {
+    const config = parseConfigText(`${BASE}${ENTERPRISE}${clients(`{ client_id: bot, grant_types: [client_credentials], jwks: { keys: [${publicJwk}] } }`, `{ client_id: agent, grant_types: ["${JWT_BEARER}"], client_secret: "\${env:AGENT_SECRET}" }`)}`);
+    expect(config.broker!.enterprise!.trusted_issuers[0]).toMatchObject({ issuer: 'https://corp-idp.example.com', audiences: [], algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'] });
+  });
+
+  it('refuses an interactive client without redirect URIs, and redirect URIs or refresh tokens a machine would never use', () => {
+    expect(problemsOf(BASE + clients('{ client_id: app }'))).toEqual([{ path: 'broker.clients[0].redirect_uris', message: expect.stringContaining('at least one redirect URI') }]);
+    expect(problemsOf(BASE + clients('{ client_id: bot, grant_types: [client_credentials, refresh_token], client_secret: "${env:S}", redirect_uris: [https://bot.example.com/cb] }'))).toEqual([
+      { path: 'broker.clients[0].redirect_uris', message: expect.stringContaining('only authorization_code uses redirect URIs') },
+      { path: 'broker.clients[0].grant_types', message: expect.stringContaining('refresh_token comes with authorization_code') },
+    ]);
+  });
+
+  it('refuses client_credentials and jwt-bearer for a public client, jwt-bearer without trusted issuers, and two credentials at once', () => {
+    expect(problemsOf(BASE + clients(`{ client_id: bot, grant_types: [client_credentials, "${JWT_BEARER}"] }`))).toEqual([
+      { path: 'broker.clients[0].grant_types', message: expect.stringContaining('client_credentials is for confidential clients') },
+      { path: 'broker.clients[0].grant_types', message: expect.stringContaining(`${JWT_BEARER} is for confidential clients`) },
+      { path: 'broker.clients[0].grant_types', message: expect.stringContaining('needs broker.enterprise.trusted_issuers') },
+    ]);
+    expect(problemsOf(BASE + clients(`{ client_id: bot, grant_types: [client_credentials], client_secret: "\${env:S}", jwks: { keys: [${publicJwk}] } }`))).toEqual([
+      { path: 'broker.clients[0]', message: expect.stringContaining('client_secret or jwks, not both') },
+    ]);
+  });
+
+  it('refuses private, symmetric and weak keys in jwks, and scopes the resource does not offer', async () => {
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const privateJwk = JSON.stringify(await exportJWK(privateKey));
+    const text = BASE + clients(`{ client_id: bot, grant_types: [client_credentials], jwks: { keys: [${privateJwk}, { kty: oct, k: c2VjcmV0 }, { kty: RSA, n: AQAB, e: AQAB }] }, scopes: [mcp:admin] }`);
+    expect(problemsOf(text)).toEqual([
+      { path: 'broker.clients[0].jwks.keys[0]', message: expect.stringContaining('private or symmetric') },
+      { path: 'broker.clients[0].jwks.keys[1]', message: expect.stringContaining('private or symmetric') },
+      { path: 'broker.clients[0].jwks.keys[2]', message: expect.stringContaining('at least 2048 bits') },
+      { path: 'broker.clients[0].scopes', message: 'mcp:admin is not in resource.scopes_supported' },
+    ]);
+  });
+
+  it("refuses the broker's own issuer as a trusted issuer, a repeated one, and plain http off loopback", () => {
+    const text = `${BASE}  enterprise: { trusted_issuers: [{ issuer: https://mcp.example.com }, { issuer: http://corp.example.com }, { issuer: http://corp.example.com }] }\n`;
+    expect(problemsOf(text)).toEqual([
+      { path: 'broker.enterprise.trusted_issuers[1].issuer', message: expect.stringContaining('plain http://') },
+      { path: 'broker.enterprise.trusted_issuers[2].issuer', message: expect.stringContaining('plain http://') },
+      { path: 'broker.enterprise.trusted_issuers[0].issuer', message: expect.stringContaining('cannot vouch for itself') },
+      { path: 'broker.enterprise.trusted_issuers[2].issuer', message: 'this issuer is listed twice' },
+    ]);
+  });
+
+  it('with user_token upstream credentials, trusts only the identity provider: other subjects could name its users', () => {
+    const text = `${BASE.replace('upstream: { url: http://127.0.0.1:3000 }', 'upstream: { url: http://127.0.0.1:3000, credential: { type: user_token } }')}  encryption_key: "\${env:KEY}"\n${ENTERPRISE}`;
+    expect(problemsOf(text)).toEqual([{ path: 'broker.enterprise.trusted_issuers[0].issuer', message: expect.stringContaining('only broker.identity_provider.issuer') }]);
+  });
+
+  it('caps max_assertion_lifetime at an hour: every assertion id is remembered that long', () => {
+    expect(problemsOf(`${BASE}  tokens: { max_assertion_lifetime: 2h }\n`)).toEqual([{ path: 'broker.tokens.max_assertion_lifetime', message: expect.stringContaining('at most 3600s') }]);
+  });
+});

@@ -1,10 +1,29 @@
 import { z } from 'zod';
 import { DEFAULTS } from './defaults.ts';
 import { count, duration, httpUrl, scopeToken, secret, text } from './fields.ts';
+import { substitute } from './substitute.ts';
 
 /** RFC 7523 §2.1: the grant an enterprise client presents an ID-JAG with. */
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 export const CLIENT_GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', JWT_BEARER_GRANT] as const;
+
+const jwkSet = z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) });
+
+/** A JWK Set written in the YAML, or the JSON of one read from a mounted file (`${file:/path}`), at start. */
+const jwks = z.preprocess((value, ctx) => {
+  if (typeof value !== 'string') return value;
+  const read = substitute(value);
+  if (!read.ok) {
+    ctx.addIssue({ code: 'custom', message: read.problem });
+    return z.NEVER;
+  }
+  try {
+    return JSON.parse(read.value) as unknown;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'expected a JWK Set: an object with keys, or ${file:/path} to its JSON' });
+    return z.NEVER;
+  }
+}, jwkSet);
 
 const preRegisteredClient = z.strictObject({
   client_id: text().pipe(z.string().min(1).max(256)),
@@ -20,7 +39,7 @@ const preRegisteredClient = z.strictObject({
   /** A confidential client authenticates at the token endpoint; without a secret or keys the client is public (PKCE only). */
   client_secret: secret().optional(),
   /** The public keys the client signs its client assertions with (private_key_jwt, RFC 7523 §2.2): a JWK Set, instead of a secret. */
-  jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) }).optional(),
+  jwks: jwks.optional(),
   /** The most a token issued without a user's consent (client_credentials, jwt-bearer) may carry; all of resource.scopes_supported when omitted. */
   scopes: z.array(scopeToken()).optional(),
 });

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.ts';
@@ -32,6 +35,17 @@ describe('config: broker clients and enterprise issuers', () => {
   it('accepts a private_key_jwt client with public keys, and an enterprise client with trusted issuers', () => {
     const config = parseConfigText(`${BASE}${ENTERPRISE}${clients(`{ client_id: bot, grant_types: [client_credentials], jwks: { keys: [${publicJwk}] } }`, `{ client_id: agent, grant_types: ["${JWT_BEARER}"], client_secret: "\${env:AGENT_SECRET}" }`)}`);
     expect(config.broker!.enterprise!.trusted_issuers[0]).toMatchObject({ issuer: 'https://corp-idp.example.com', audiences: [], algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'] });
+  });
+
+  it('reads jwks from a mounted file as well as inline, and says what it expected of a file that is no JWK Set', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-jwks-'));
+    writeFileSync(join(dir, 'jwks.json'), `{"keys":[${publicJwk}]}`);
+    writeFileSync(join(dir, 'bad.json'), 'not json');
+    const config = parseConfigText(BASE + clients(`{ client_id: bot, grant_types: [client_credentials], jwks: "\${file:${join(dir, 'jwks.json')}}" }`));
+    expect(config.broker!.clients[0]!.jwks!.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256' });
+    expect(problemsOf(BASE + clients(`{ client_id: bot, grant_types: [client_credentials], jwks: "\${file:${join(dir, 'bad.json')}}" }`))).toEqual([
+      { path: 'broker.clients[0].jwks', message: expect.stringContaining('expected a JWK Set') },
+    ]);
   });
 
   it('refuses an interactive client without redirect URIs, and redirect URIs or refresh tokens a machine would never use', () => {

@@ -44,23 +44,7 @@ export async function checkDeployment(config: Config): Promise<CheckResult[]> {
         continue;
       }
     }
-    if (server.verify_jwt) {
-      let count = 0;
-      const keys = new KeySet({
-        jwksUri: async () => server.jwks_uri ?? String((await metadata()).jwks_uri ?? ''),
-        timeoutMs,
-        cooldownMs: 0,
-        refreshMs: Number.POSITIVE_INFINITY,
-        maxStaleMs: Number.POSITIVE_INFINITY,
-        onFetch: (_result, keyCount) => (count = keyCount),
-      });
-      try {
-        await keys.refresh();
-        pass(`signing keys of ${server.issuer}`, `${count} usable key(s); accepted algorithms ${server.algorithms.join(', ')}`);
-      } catch (error) {
-        fail(`signing keys of ${server.issuer}`, (error as Error).message);
-      }
-    }
+    if (server.verify_jwt) await probeSigningKeys(`signing keys of ${server.issuer}`, server.jwks_uri, metadata, server.algorithms, timeoutMs, pass, fail);
     if (server.introspection) {
       const settings = server.introspection;
       const secret = openSecretSource(settings.client_secret);
@@ -87,6 +71,10 @@ export async function checkDeployment(config: Config): Promise<CheckResult[]> {
   }
 
   if (config.broker) await checkIdentityProvider(config.broker.identity_provider, timeoutMs, pass, fail);
+  for (const trusted of config.broker?.enterprise?.trusted_issuers ?? []) {
+    const what = `ID-JAG signing keys of ${trusted.issuer}`;
+    await probeSigningKeys(what, trusted.jwks_uri, issuerMetadataSource(trusted.issuer, timeoutMs), trusted.algorithms, timeoutMs, pass, fail);
+  }
 
   if (config.upstream.stdio) {
     await probeStdioUpstream(config.upstream.stdio, config.upstream.credential, pass, fail);
@@ -113,6 +101,33 @@ export async function checkDeployment(config: Config): Promise<CheckResult[]> {
     credential.close();
   }
   return results;
+}
+
+/** An issuer's key set, fetched once as the verifier would: from `jwksUri`, else the discovered one. */
+async function probeSigningKeys(
+  what: string,
+  jwksUri: string | undefined,
+  metadata: ReturnType<typeof issuerMetadataSource>,
+  algorithms: readonly string[],
+  timeoutMs: number,
+  pass: (what: string, detail: string) => void,
+  fail: (what: string, detail: string) => void,
+): Promise<void> {
+  let count = 0;
+  const keys = new KeySet({
+    jwksUri: async () => jwksUri ?? String((await metadata()).jwks_uri ?? ''),
+    timeoutMs,
+    cooldownMs: 0,
+    refreshMs: Number.POSITIVE_INFINITY,
+    maxStaleMs: Number.POSITIVE_INFINITY,
+    onFetch: (_result, keyCount) => (count = keyCount),
+  });
+  try {
+    await keys.refresh();
+    pass(what, `${count} usable key(s); accepted algorithms ${algorithms.join(', ')}`);
+  } catch (error) {
+    fail(what, (error as Error).message);
+  }
 }
 
 /** Broker mode: what the login at the identity provider needs, short of a user. */

@@ -122,7 +122,7 @@ describe('mcp-warden check with a token credential', () => {
 });
 
 describe('mcp-warden check in broker mode', () => {
-  it('probes the identity provider, and names the redirect URI to register there', async () => {
+  it('probes the identity provider and the enterprise issuers, and names the redirect URI to register there', async () => {
     const idp = await startIdentityProvider({ redirectUri: 'http://127.0.0.1:47999/oauth/callback' });
     try {
       const path = join(dir, 'broker.yaml');
@@ -132,6 +132,7 @@ describe('mcp-warden check in broker mode', () => {
           `resource: { url: "${RESOURCE}" }
 broker:
   identity_provider: { issuer: "${issuer}", client_id: ${idp.client.client_id}, client_secret: "\${env:WARDEN_CHECK_IDP_SECRET}", timeout: 2s }
+  enterprise: { trusted_issuers: [{ issuer: "${issuer}" }] }
   store: { path: "${join(dir, 'broker.db')}" }
 upstream: { url: "${mcp.origin}" }
 `,
@@ -144,11 +145,13 @@ upstream: { url: "${mcp.origin}" }
       write(idp.issuer);
       const good = await run();
       expect(good.stdout).toMatch(/ok +identity provider .*: discovered; the broker logs users in there as client mcp-warden-broker/);
+      expect(good.stdout).toMatch(/ok +ID-JAG signing keys of http:\/\/127\.0\.0\.1:\d+: [1-9]\d* usable key\(s\)/);
       expect(good.stdout).toContain('redirect URI to register   http://127.0.0.1:47999/oauth/callback');
       expect(good.code).toBe(0);
       write('http://127.0.0.1:1');
       const bad = await run();
       expect(bad.stdout).toMatch(/FAIL {2}identity provider http:\/\/127\.0\.0\.1:1: discovery failed/);
+      expect(bad.stdout).toMatch(/FAIL {2}ID-JAG signing keys of http:\/\/127\.0\.0\.1:1: /);
       expect(bad.code).toBe(1);
     } finally {
       await idp.close();

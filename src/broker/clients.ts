@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { JWTVerifyGetKey } from 'jose';
+import { decodeJwt, type JWTVerifyGetKey } from 'jose';
 import { readBasicCredentials } from '../auth/client-credentials.ts';
 import type { SecretSource } from '../config/secret-source.ts';
 import { authenticateByAssertion, type ClientAssertionSettings } from './client-assertion.ts';
@@ -106,10 +106,23 @@ function keyedClient(entry: PreRegistered | undefined): { client: BrokerClient; 
   return entry?.keys === undefined ? undefined : { client: entry.client, keys: entry.keys };
 }
 
-/** The client id a request names (Basic credentials or `client_id`), before it is authenticated. */
+/**
+ * The client id a request names (Basic credentials, `client_id`, or a client assertion's `iss`), before it
+ * is authenticated: for the per-client rate limit and the refusal's log line only.
+ */
 export function presentedClientId(req: IncomingMessage, form: FormParams): string | undefined {
   const basic = readBasicCredentials(req.headers.authorization);
-  return (typeof basic === 'object' ? basic.id : undefined) ?? form.get('client_id');
+  return (typeof basic === 'object' ? basic.id : undefined) ?? form.get('client_id') ?? assertedClientId(form.get('client_assertion'));
+}
+
+function assertedClientId(assertion: string | undefined): string | undefined {
+  if (assertion === undefined) return undefined;
+  try {
+    const iss = decodeJwt(assertion).iss;
+    return typeof iss === 'string' ? iss : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function basicCredentials(header: string | undefined): { id: string; secret: string } | undefined {

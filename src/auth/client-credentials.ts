@@ -15,14 +15,18 @@ export function addClientCredentials(form: URLSearchParams, method: ClientAuthMe
   return { authorization: `Basic ${Buffer.from(`${formEncode(clientId)}:${formEncode(secret)}`).toString('base64')}` };
 }
 
-/** The Basic credentials of an Authorization header, undefined when it holds none, or 'malformed'. */
-export function readBasicCredentials(header: string | undefined): { id: string; secret: string } | 'malformed' | undefined {
+/**
+ * The Basic credentials of an Authorization header, undefined when it holds none, or 'malformed'.
+ * `rawSecret` is the secret as sent, before form-decoding: some clients skip the encoding.
+ */
+export function readBasicCredentials(header: string | undefined): { id: string; secret: string; rawSecret: string } | 'malformed' | undefined {
   if (!header || !/^basic /i.test(header)) return undefined;
   const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) return 'malformed';
+  const rawSecret = decoded.slice(colon + 1);
   try {
-    return { id: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
+    return { id: formDecode(decoded.slice(0, colon)), secret: formDecode(rawSecret), rawSecret };
   } catch {
     return 'malformed';
   }

@@ -3,7 +3,7 @@ import { decodeJwt, type JWTVerifyGetKey } from 'jose';
 import { readBasicCredentials } from '../auth/client-credentials.ts';
 import type { SecretSource } from '../config/secret-source.ts';
 import { authenticateByAssertion, type ClientAssertionSettings } from './client-assertion.ts';
-import { validateMetadata, type BrokerClient } from './client-metadata.ts';
+import { validateMetadata, type BrokerClient, type ClientAuthMethod } from './client-metadata.ts';
 import { ClientMetadataDocuments, ClientMetadataFailure } from './client-metadata-documents.ts';
 import { refusal, type FormParams, type OAuthError } from './http.ts';
 import { hashSecret, matchesHash, newSecret } from './secrets.ts';
@@ -84,11 +84,25 @@ export class ClientRegistry {
     }
     if (!client) throw invalidClient('unknown_client', 'unknown client');
     const method = basic ? 'client_secret_basic' : form.has('client_secret') ? 'client_secret_post' : 'none';
-    if (method !== client.token_endpoint_auth_method) throw invalidClient('wrong_method', `this client authenticates with ${client.token_endpoint_auth_method}`);
+    if (!this.#accepts(client, method)) throw invalidClient('wrong_method', `this client authenticates with ${client.token_endpoint_auth_method}`);
     if (method === 'none') return client;
     const presented = basic?.secret ?? form.get('client_secret')!;
-    if (!this.#secretMatches(client, presented)) throw invalidClient('bad_secret', 'client authentication failed');
+    // RFC 6749 §2.3.1 has Basic credentials form-encoded; a client that skips it (the MCP SDK 2.4 does)
+    // still sends the one secret, so the form as sent is compared too.
+    if (!this.#secretMatches(client, presented) && !(basic && basic.rawSecret !== presented && this.#secretMatches(client, basic.rawSecret))) {
+      throw invalidClient('bad_secret', 'client authentication failed');
+    }
     return client;
+  }
+
+  /**
+   * Whether the client may authenticate this way. A registered client is held to the method it registered;
+   * a configured secret was handed over out of band, so it may travel either way RFC 6749 §2.3.1 allows.
+   */
+  #accepts(client: BrokerClient, method: ClientAuthMethod): boolean {
+    if (method === client.token_endpoint_auth_method) return true;
+    const secretMethods: readonly ClientAuthMethod[] = ['client_secret_basic', 'client_secret_post'];
+    return this.#preRegistered.get(client.client_id)?.secret !== undefined && secretMethods.includes(method);
   }
 
   #secretMatches(client: BrokerClient, presented: string): boolean {
@@ -125,7 +139,7 @@ function assertedClientId(assertion: string | undefined): string | undefined {
   }
 }
 
-function basicCredentials(header: string | undefined): { id: string; secret: string } | undefined {
+function basicCredentials(header: string | undefined): { id: string; secret: string; rawSecret: string } | undefined {
   const credentials = readBasicCredentials(header);
   if (credentials === 'malformed') throw invalidClient('malformed', 'malformed Basic credentials');
   return credentials;

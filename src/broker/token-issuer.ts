@@ -1,6 +1,6 @@
 import type { AccessTokens } from './access-tokens.ts';
 import type { BrokerClient } from './client-metadata.ts';
-import { OAuthError, type FormParams } from './http.ts';
+import { OAuthError, refusal, type FormParams } from './http.ts';
 import { hashSecret, newSecret } from './secrets.ts';
 import type { BrokerStore } from './store.ts';
 
@@ -41,16 +41,20 @@ export class TokenIssuer {
    * the caller sends `body`. `scope` may narrow the access token (RFC 6749 §6); the refresh token keeps the
    * whole grant. With `jkt` (the request's proof key) the access token is bound to it, and so is a public
    * client's refresh token; a confidential client's refresh tokens stay unbound (RFC 9449 §5: its
-   * credentials already bind them).
+   * credentials already bind them). `machine`: the grant is the client's own (client credentials); any
+   * other grant is a user's, and one whose subject is the client id is refused, since the resource side
+   * takes `sub` = `client_id` for a machine (policy `principal: machine`).
    */
-  async issue(client: BrokerClient, grant: RefreshGrant, jkt: string | undefined, options: { scope?: readonly string[]; refresh: boolean }): Promise<Issued> {
+  async issue(client: BrokerClient, grant: RefreshGrant, jkt: string | undefined, options: { scope?: readonly string[]; refresh: boolean; machine?: boolean }): Promise<Issued> {
+    if (!options.machine && grant.subject === grant.clientId) throw refusal('invalid_grant', 'subject_is_client', "the user's identifier is this client's id: the token would read as a machine's");
     const scope = options.scope ?? grant.scope;
     const accessToken = await this.#accessTokens.issue({ ...grant, scope, jkt });
     const body: Record<string, unknown> = {
       access_token: accessToken,
       token_type: jkt === undefined ? 'Bearer' : 'DPoP',
       expires_in: this.#accessTokens.ttlSeconds,
-      scope: scope.join(' '),
+      // RFC 6749 §5.1: scope may be left out; an empty one would read as a scope named "".
+      ...(scope.length > 0 ? { scope: scope.join(' ') } : {}),
     };
     if (!options.refresh || !client.grant_types.includes('refresh_token')) return { body };
     const refreshToken = newSecret();

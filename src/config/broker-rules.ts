@@ -42,6 +42,9 @@ function clientProblems(client: PreRegisteredClient, path: string, config: Confi
   for (const grant of ['client_credentials', JWT_BEARER_GRANT] as const) {
     if (grants.includes(grant) && !confidential) problems.push({ path: `${path}.grant_types`, message: `${grant} is for confidential clients: give the client a client_secret or jwks` });
   }
+  if (grants.includes('client_credentials') && config.upstream.credential.type === 'user_token') {
+    problems.push({ path: `${path}.grant_types`, message: "client_credentials with upstream.credential user_token: a machine has no user whose identity provider token could be sent upstream" });
+  }
   if (grants.includes(JWT_BEARER_GRANT) && !config.broker?.enterprise) {
     problems.push({ path: `${path}.grant_types`, message: `${JWT_BEARER_GRANT} needs broker.enterprise.trusted_issuers: no ID-JAG could be trusted` });
   }

@@ -1,4 +1,4 @@
-import type { Principal } from '../auth/principal.ts';
+import { isMachine, type Principal } from '../auth/principal.ts';
 import type { CredentialConfig } from '../config/schema.ts';
 import { openSecretSource, type SecretSource } from '../config/secret-source.ts';
 
@@ -43,6 +43,8 @@ export function userTokenCredential(users: UserTokenSource | undefined): Upstrea
     headers: (principal) => {
       // Only a user the broker signed in has a provider token; any other principal gets none, never a fallback.
       if (!users || principal?.issuer !== users.issuer || !principal.subject) return { ok: false, problem: 'per-user upstream tokens exist only for users signed in through the broker' };
+      // A machine's subject is its client id: a user who happens to have that id must not lend it their token.
+      if (isMachine(principal)) return { ok: false, problem: 'a machine client has no identity provider token of its own' };
       return users.headersFor(principal.subject);
     },
     close: () => undefined,

@@ -22,6 +22,8 @@ const SECRETS = {
   WARDEN_TEST_MACHINE_SECRET: randomBytes(24).toString('base64url'),
   WARDEN_TEST_READER_SECRET: randomBytes(24).toString('base64url'),
   WARDEN_TEST_WEB_APP_SECRET: randomBytes(24).toString('base64url'),
+  /** What `openssl rand -base64` gives: "+" and "/" that a form decoder reads differently. */
+  WARDEN_TEST_PLUS_SECRET: `a+b/c${randomBytes(18).toString('base64url')}==`,
 };
 
 /** Full scopes, client_secret_basic. */
@@ -30,6 +32,8 @@ const SECRET_BOT = 'ci-bot';
 const SIGNING_BOT = 'signing-bot';
 /** Only mcp:read: the operator's ceiling for a machine nobody consents for. */
 const READER_BOT = 'reader-bot';
+/** A secret with characters form-encoding changes. */
+const PLUS_BOT = 'plus-bot';
 /** A confidential client for people (authorization_code only): it must not get machine tokens. */
 const WEB_APP = 'web-app';
 
@@ -53,6 +57,7 @@ beforeAll(async () => {
         { client_id: SIGNING_BOT, grant_types: [CC], jwks: { keys: [publicJwk] } },
         { client_id: READER_BOT, grant_types: [CC], client_secret: '${env:WARDEN_TEST_READER_SECRET}', scopes: ['mcp:read'] },
         { client_id: WEB_APP, grant_types: ['authorization_code'], redirect_uris: [REDIRECT_URI], client_secret: '${env:WARDEN_TEST_WEB_APP_SECRET}' },
+        { client_id: PLUS_BOT, grant_types: [CC], client_secret: '${env:WARDEN_TEST_PLUS_SECRET}' },
       ],
     },
     {
@@ -377,6 +382,44 @@ describe('machine token requests that are refused', () => {
       () => tokenRequest({ grant_type: CC, resource: 'http://127.0.0.1:1/other' }, { authorization: basic(SECRET_BOT, SECRETS.WARDEN_TEST_MACHINE_SECRET) }),
       { status: 400, error: 'invalid_target', reason: 'wrong_resource', clientId: SECRET_BOT },
     );
+  });
+
+  it('takes a configured secret by client_secret_post too, and from a client that does not form-encode its Basic credentials', async () => {
+    const post = await tokenRequest({ grant_type: CC, resource: stack.mcpUrl, client_id: SECRET_BOT, client_secret: SECRETS.WARDEN_TEST_MACHINE_SECRET });
+    expect(post.status).toBe(200);
+    // RFC 6749 §2.3.1 form-encodes both parts; the SDK 2.4 ClientCredentialsProvider does not, and a
+    // base64 secret's "+" would then decode to a space. The secret as sent still matches.
+    const response = await tokenRequest({ grant_type: CC, resource: stack.mcpUrl }, { authorization: basic(PLUS_BOT, SECRETS.WARDEN_TEST_PLUS_SECRET) });
+    expect(response.status).toBe(200);
+    const encoded = await tokenRequest({ grant_type: CC, resource: stack.mcpUrl }, { authorization: basic(PLUS_BOT, encodeURIComponent(SECRETS.WARDEN_TEST_PLUS_SECRET)) });
+    expect(encoded.status).toBe(200);
+  });
+
+  it('gives a request without scope the client’s own scopes, and leaves out an empty scope', async () => {
+    expect((await secretToken(READER_BOT, SECRETS.WARDEN_TEST_READER_SECRET)).scope).toBe('mcp:read');
+    const unscoped = await secretToken(SECRET_BOT, SECRETS.WARDEN_TEST_MACHINE_SECRET);
+    // tokens.required_scopes is empty here and ci-bot has no scopes of its own: RFC 6749 §5.1 lets scope be left out.
+    expect(unscoped).not.toHaveProperty('scope');
+    expect(decodeJwt(unscoped.access_token as string)).not.toHaveProperty('scope');
+  });
+
+  it("refuses a person's token whose subject is the client's id: it would pass for a machine's", async () => {
+    const upstreamBefore = stack.mcp.requests.length;
+    stack.idp.signInAs(WEB_APP);
+    try {
+      const { verifier, challenge } = pkce();
+      const authorize = new URL(`${stack.issuer}/oauth/authorize`);
+      const params = { response_type: 'code', client_id: WEB_APP, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource: stack.mcpUrl, scope: 'mcp:read' };
+      for (const [name, value] of Object.entries(params)) authorize.searchParams.set(name, value);
+      const code = await followAuthorizationRedirects(authorize, REDIRECT_URI, { cookies: new Map(), onPage: answerConsent('approve') });
+      const response = await tokenRequest({ grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT_URI, resource: stack.mcpUrl }, { authorization: basic(WEB_APP, SECRETS.WARDEN_TEST_WEB_APP_SECRET) });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: 'invalid_grant' });
+      expect(stack.logs.filter((log) => log.msg === 'broker: token request refused').at(-1)).toMatchObject({ grant_type: 'authorization_code', reason: 'subject_is_client', client_id: WEB_APP });
+    } finally {
+      stack.idp.signInAs('idp-user-1');
+    }
+    expect(stack.mcp.requests.length).toBe(upstreamBefore);
   });
 
   it('never registers a client for client_credentials dynamically, and a registered client cannot use it', async () => {

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.ts';
+import { isMachine } from '../../src/auth/principal.ts';
+import { userTokenCredential } from '../../src/upstream/credential.ts';
 import { problemsOf } from '../helpers/config-problems.ts';
 
 const BASE = `
@@ -94,7 +96,24 @@ describe('config: broker clients and enterprise issuers', () => {
     expect(problemsOf(text)).toEqual([{ path: 'broker.enterprise.trusted_issuers[0].issuer', message: expect.stringContaining('only broker.identity_provider.issuer') }]);
   });
 
+  it("with user_token upstream credentials, refuses machine clients: no user's token could go upstream for them", () => {
+    const text = `${BASE.replace('upstream: { url: http://127.0.0.1:3000 }', 'upstream: { url: http://127.0.0.1:3000, credential: { type: user_token } }')}  encryption_key: "\${env:KEY}"
+${clients('{ client_id: bot, grant_types: [client_credentials], client_secret: "${env:S}" }')}`;
+    expect(problemsOf(text)).toEqual([{ path: 'broker.clients[0].grant_types', message: expect.stringContaining('a machine has no user') }]);
+  });
+
   it('caps max_assertion_lifetime at an hour: every assertion id is remembered that long', () => {
     expect(problemsOf(`${BASE}  tokens: { max_assertion_lifetime: 2h }\n`)).toEqual([{ path: 'broker.tokens.max_assertion_lifetime', message: expect.stringContaining('at most 3600s') }]);
+  });
+});
+
+describe('user_token upstream credential and machines', () => {
+  it("never sends a user's identity provider token for a machine that shares the user's identifier", () => {
+    const credential = userTokenCredential({ issuer: 'https://broker.example', headersFor: (subject) => ({ ok: true, headers: { authorization: `Bearer token-of-${subject}` } }) });
+    const principal = { issuer: 'https://broker.example', subject: 'alice', scopes: new Set<string>(), expiresAt: undefined, claims: {} };
+    expect(credential.headers({ ...principal, clientId: 'some-app' })).toEqual({ ok: true, headers: { authorization: 'Bearer token-of-alice' } });
+    const machine = { ...principal, clientId: 'alice' };
+    expect(isMachine(machine)).toBe(true);
+    expect(credential.headers(machine)).toEqual({ ok: false, problem: expect.stringContaining('machine client') });
   });
 });

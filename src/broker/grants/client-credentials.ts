@@ -6,7 +6,7 @@ import { grantedScope } from './scope.ts';
 export interface MachineTerms {
   readonly resource: string;
   readonly scopesSupported: readonly string[];
-  /** What a request without `scope` gets (tokens.required_scopes), narrowed to what the client may have. */
+  /** What a request without `scope` gets when the client has no `scopes` of its own: tokens.required_scopes. */
   readonly defaultScopes: readonly string[];
   /** Per client id, the most its tokens may carry (`broker.clients[].scopes`); absent means all offered. */
   readonly clientScopes: ReadonlyMap<string, readonly string[]>;
@@ -33,10 +33,10 @@ export class ClientCredentialsGrant implements TokenGrant {
     checkResource(form, terms.resource);
     const scope = grantedScope(form.get('scope'), {
       supported: terms.scopesSupported,
-      fallback: terms.defaultScopes,
+      fallback: terms.clientScopes.get(client.client_id) ?? terms.defaultScopes,
       ceilings: [terms.clientScopes.get(client.client_id)],
     });
     const grant = { clientId: client.client_id, subject: client.client_id, resource: terms.resource, scope, grantId: newSecret().slice(0, 22) };
-    return (await this.#issuer.issue(client, grant, jkt, { refresh: false })).body;
+    return (await this.#issuer.issue(client, grant, jkt, { refresh: false, machine: true })).body;
   }
 }

@@ -58,12 +58,15 @@ export class JwtBearerGrant implements TokenGrant {
     checkResource(form, this.#terms.resource);
     const scope = grantedScope(form.get('scope'), {
       supported: this.#terms.scopesSupported,
-      fallback: scopesOf(payload) ?? this.#terms.defaultScopes,
+      fallback: scopesOf(payload) ?? this.#terms.clientScopes.get(client.client_id) ?? this.#terms.defaultScopes,
       ceilings: [scopesOf(payload), this.#terms.clientScopes.get(client.client_id)],
     });
-    await this.#checks.spend(payload, profile, 'id-jag');
     const grant = { clientId: client.client_id, subject, resource: this.#terms.resource, scope, grantId: newSecret().slice(0, 22) };
-    return (await this.#issuer.issue(client, grant, jkt, { refresh: false })).body;
+    // Signed first (it stores nothing), spent last: a request refused for anything else leaves the ID-JAG
+    // unspent, and a token whose jti turns out spent is never sent.
+    const { body } = await this.#issuer.issue(client, grant, jkt, { refresh: false });
+    await this.#checks.spend(payload, profile, 'id-jag');
+    return body;
   }
 
   /** The claims beyond the common ones: client continuity, the resource, the user, and a key binding. Returns the subject. */
@@ -74,8 +77,6 @@ export class JwtBearerGrant implements TokenGrant {
     if (!resources.includes(this.#terms.resource)) throw refuse('wrong_resource', 'the ID-JAG is not for this resource');
     const subject = payload.sub!;
     if (subject.length === 0 || subject.length > MAX_SUBJECT_LENGTH) throw refuse('missing_claim', 'the ID-JAG names no usable subject');
-    // A user's token must never read as a machine's (sub = client_id): policy tells them apart by it.
-    if (subject === clientId) throw refuse('subject_is_client', 'the ID-JAG names its client as the user');
     // §6.2: an ID-JAG bound to a key is used only with a proof of that key.
     const bound = (payload.cnf as { jkt?: unknown } | undefined)?.jkt;
     if (payload.cnf !== undefined && typeof bound !== 'string') throw refuse('unsupported_confirmation', 'the ID-JAG is bound in a way this server cannot check');

@@ -61,8 +61,9 @@ export class AssertionChecks {
     } catch (error) {
       throw refusalForVerification(error, refuse);
     }
-    // Media type names compare case-insensitively (RFC 7515 §4.1.9); a typ that is not a string is none of them.
-    const typName = typeof typ === 'string' ? typ.toLowerCase() : typ === undefined ? undefined : null;
+    // Media type names compare case-insensitively, with or without "application/" (RFC 7515 §4.1.9); a typ
+    // that is not a string is none of them.
+    const typName = typeof typ === 'string' ? typ.toLowerCase().replace(/^application\//, '') : typ === undefined ? undefined : null;
     if (typName === null || !profile.typ(typName)) throw refuse('wrong_type', 'has the wrong typ');
     const aud = Array.isArray(payload.aud) && payload.aud.length === 1 ? payload.aud[0] : payload.aud;
     if (typeof aud !== 'string' || !profile.audiences.includes(aud)) throw refuse('wrong_audience', 'is meant for another audience');

@@ -52,6 +52,11 @@ const trustedIssuer = z.strictObject({
   /** Other values this issuer names the broker by in `aud`, besides the broker's issuer. */
   audiences: z.array(text().pipe(z.string().min(1))).default([]),
   algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1).default([...DEFAULTS.algorithms]),
+  /**
+   * Put before the ID-JAG's `sub` to make the token's. Default: none for the identity provider the broker
+   * logs users in at (the same users), `<issuer>#` for any other issuer (other users).
+   */
+  subject_prefix: text().pipe(z.string().max(300)).optional(),
 });
 
 /** Broker mode: mcp-warden is the authorization server MCP clients see, and logs users in at the identity provider. */

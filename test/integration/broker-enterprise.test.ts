@@ -151,7 +151,8 @@ describe('enterprise-managed authorization: ID-JAGs at the broker token endpoint
     expect(response.token_type).toBe('Bearer');
     // No refresh token: the client brings a new ID-JAG.
     expect(response).not.toHaveProperty('refresh_token');
-    expect(decodeJwt(response.access_token as string)).toMatchObject({ iss: stack.issuer, sub: 'enterprise-user-1', client_id: APP, aud: stack.mcpUrl });
+    // The enterprise IdP is not the one the broker logs people in at: its users are namespaced by issuer.
+    expect(decodeJwt(response.access_token as string)).toMatchObject({ iss: stack.issuer, sub: `${idp.issuer}#enterprise-user-1`, client_id: APP, aud: stack.mcpUrl });
     // The broker found the keys through discovery; the logs name neither the ID token nor the ID-JAG.
     expect(idp.requestCount('/jwks')).toBeGreaterThan(0);
     const logged = JSON.stringify(stack.logs);
@@ -163,7 +164,7 @@ describe('enterprise-managed authorization: ID-JAGs at the broker token endpoint
     for (const aud of [[stack.issuer], ALIAS_AUDIENCE]) {
       const response = await redeem(stack.issuer, await idp.sign(good({ aud })));
       expect(response.status, JSON.stringify(aud)).toBe(200);
-      expect(decodeJwt(((await response.json()) as { access_token: string }).access_token)).toMatchObject({ sub: 'enterprise-user-1', client_id: APP });
+      expect(decodeJwt(((await response.json()) as { access_token: string }).access_token)).toMatchObject({ sub: `${idp.issuer}#enterprise-user-1`, client_id: APP });
     }
   });
 
@@ -174,6 +175,19 @@ describe('enterprise-managed authorization: ID-JAGs at the broker token endpoint
     const none = await redeem(stack.issuer, await idp.sign(good({ scope: 'mcp:read' })), { form: { scope: 'mcp:write' } });
     expect(none.status).toBe(400);
     expect(await none.json()).toMatchObject({ error: 'invalid_scope' });
+  });
+
+  it('takes typ with its application/ prefix, as RFC 7515 §4.1.9 makes it the same type', async () => {
+    const response = await redeem(stack.issuer, await idp.sign(good(), { typ: 'application/oauth-id-jag+jwt' }));
+    expect(response.status).toBe(200);
+  });
+
+  it("keeps another issuer's users apart from the login's: the same sub, and its client's id, name no one else", async () => {
+    const viaEnterprise = await redeem(stack.issuer, await idp.sign(good({ sub: 'idp-user-1' })));
+    expect(decodeJwt(((await viaEnterprise.json()) as { access_token: string }).access_token).sub).toBe(`${idp.issuer}#idp-user-1`);
+    // An ID-JAG naming the client as its user gets a namespaced subject, never a machine's (sub = client_id).
+    const namedAsClient = await redeem(stack.issuer, await idp.sign(good({ sub: APP })));
+    expect(decodeJwt(((await namedAsClient.json()) as { access_token: string }).access_token)).toMatchObject({ sub: `${idp.issuer}#${APP}`, client_id: APP });
   });
 
   it('binds the token to the key of the DPoP proof an ID-JAG with cnf.jkt is presented with', async () => {
@@ -287,7 +301,8 @@ describe('enterprise-managed authorization: ID-JAGs at the broker token endpoint
       error: 'invalid_grant',
       reason: 'proof_key_mismatch',
     },
-    { name: 'an ID-JAG whose user is its client', build: async () => ({ assertion: await idp.sign(good({ sub: APP })) }), error: 'invalid_grant', reason: 'subject_is_client' },
+    { name: 'an ID-JAG whose sub is not a string', build: async () => ({ assertion: await idp.sign(good({ sub: 12345 as unknown as string })) }), error: 'invalid_grant', reason: 'missing_claim' },
+    { name: 'an ID-JAG whose scope is an array, which would be no ceiling', build: async () => ({ assertion: await idp.sign(good({ scope: ['mcp:read'] })), form: { scope: 'mcp:write' } }), error: 'invalid_grant', reason: 'malformed_scope' },
     { name: 'a valid ID-JAG from a confidential client without the jwt-bearer grant', build: async () => ({ assertion: await idp.sign(good({ client_id: MACHINE })), client: MACHINE }), error: 'unauthorized_client', reason: 'grant_not_registered' },
     { name: 'a valid ID-JAG with a resource parameter naming another resource', build: async () => ({ assertion: await idp.sign(good()), form: { resource: 'http://127.0.0.1:1/other-mcp' } }), error: 'invalid_target', reason: 'wrong_resource' },
     {
@@ -340,7 +355,8 @@ describe.skipIf(skipWithoutRedis)('enterprise-managed authorization across two b
     process.env[REDIS_URL_ENV] = redis.url;
     // Here the keys come from a configured jwks_uri instead of discovery.
     stack = await startBrokerStack(
-      { clients, enterprise: { trusted_issuers: [{ issuer: idp.issuer, jwks_uri: `${idp.issuer}/jwks` }] }, store: { type: 'redis', url: `\${env:${REDIS_URL_ENV}}`, key_prefix: 'enterprise' } },
+      // subject_prefix '': the operator says this issuer's subjects are the broker's own.
+      { clients, enterprise: { trusted_issuers: [{ issuer: idp.issuer, jwks_uri: `${idp.issuer}/jwks`, subject_prefix: '' }] }, store: { type: 'redis', url: `\${env:${REDIS_URL_ENV}}`, key_prefix: 'enterprise' } },
       { replicas: 2 },
     );
   });
@@ -350,6 +366,16 @@ describe.skipIf(skipWithoutRedis)('enterprise-managed authorization across two b
     await stack?.close();
     await Promise.all([idp?.close(), redis?.close()]);
     assertNothingSecretLogged(logs, Object.values(SECRETS));
+  });
+
+  it("takes the ID-JAG's sub as it is with subject_prefix '', and refuses one naming its client as the user: it would read as a machine's", async () => {
+    const response = await redeem(stack.replicaUrls[0]!, await idp.sign(idp.claims(stack.issuer, stack.mcpUrl)));
+    expect(decodeJwt(((await response.json()) as { access_token: string }).access_token).sub).toBe('enterprise-user-1');
+    const upstreamBefore = stack.mcp.requests.length;
+    const refused = await redeem(stack.replicaUrls[0]!, await idp.sign(idp.claims(stack.issuer, stack.mcpUrl, { sub: APP })));
+    expect({ status: refused.status, body: await refused.json() }).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+    expect(stack.logs).toContainEqual(expect.objectContaining({ msg: 'broker: token request refused', grant_type: 'jwt_bearer', reason: 'subject_is_client', client_id: APP }));
+    expect(stack.mcp.requests.length).toBe(upstreamBefore);
   });
 
   it('redeems one ID-JAG exactly once under 20 concurrent requests spread over both replicas', async () => {

@@ -101,7 +101,7 @@ beforeAll(async () => {
   delete botJwk.d;
   const accessTokens = new AccessTokens(BROKER, await loadSigningKey(store, undefined), 600_000);
   grant = new JwtBearerGrant(
-    new Map([[IDP, { issuer: IDP, audiences: [BROKER], algorithms: ALGORITHMS, key: createLocalJWKSet({ keys: [idpJwk] }) }]]),
+    new Map([[IDP, { issuer: IDP, audiences: [BROKER], algorithms: ALGORITHMS, subjectPrefix: '', key: createLocalJWKSet({ keys: [idpJwk] }) }]]),
     checks,
     new TokenIssuer(store, accessTokens, 3_600_000),
     { resource: RESOURCE, scopesSupported: ['mcp:read', 'mcp:write', 'mcp:admin'], defaultScopes: ['mcp:read'], clientScopes: new Map() },

@@ -5,6 +5,7 @@ import { exportJWK, generateKeyPair } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.ts';
 import { isMachine } from '../../src/auth/principal.ts';
+import { enterpriseIssuers } from '../../src/broker/enterprise-issuers.ts';
 import { userTokenCredential } from '../../src/upstream/credential.ts';
 import { problemsOf } from '../helpers/config-problems.ts';
 
@@ -115,5 +116,24 @@ describe('user_token upstream credential and machines', () => {
     const machine = { ...principal, clientId: 'alice' };
     expect(isMachine(machine)).toBe(true);
     expect(credential.headers(machine)).toEqual({ ok: false, problem: expect.stringContaining('machine client') });
+  });
+});
+
+describe('enterprise issuers: whose users an ID-JAG names', () => {
+  const prefixes = (enterprise: string, subjectClaim = 'sub') => {
+    const config = parseConfigText(`${BASE.replace('client_secret: "${env:IDP_SECRET}" }', `client_secret: "\${env:IDP_SECRET}", subject_claim: ${subjectClaim} }`)}${enterprise}`);
+    return [...enterpriseIssuers(config, config.broker!, 'https://mcp.example.com', () => undefined).values()].map((issuer) => issuer.subjectPrefix);
+  };
+
+  it("takes the login provider's subjects as they are, and namespaces any other issuer's by its issuer", () => {
+    expect(prefixes('  enterprise: { trusted_issuers: [{ issuer: https://login.example.com }, { issuer: https://corp-idp.example.com }] }\n')).toEqual(['', 'https://corp-idp.example.com#']);
+  });
+
+  it("namespaces even the login provider's subjects when the login takes another claim than sub", () => {
+    expect(prefixes('  enterprise: { trusted_issuers: [{ issuer: https://login.example.com }] }\n', 'email')).toEqual(['https://login.example.com#']);
+  });
+
+  it('lets the operator say which subjects are the same users: subject_prefix', () => {
+    expect(prefixes('  enterprise: { trusted_issuers: [{ issuer: https://corp-idp.example.com, subject_prefix: "" }, { issuer: https://b.example.com, subject_prefix: "b:" }] }\n')).toEqual(['', 'b:']);
   });
 });

@@ -54,7 +54,7 @@ export class JwtBearerGrant implements TokenGrant {
       key: trusted.key,
     };
     const payload = await this.#checks.verify(assertion, profile);
-    const subject = this.#judge(payload, client.client_id, jkt);
+    const subject = trusted.subjectPrefix + this.#judge(payload, client.client_id, jkt);
     checkResource(form, this.#terms.resource);
     const scope = grantedScope(form.get('scope'), {
       supported: this.#terms.scopesSupported,
@@ -75,8 +75,10 @@ export class JwtBearerGrant implements TokenGrant {
     const resource = payload.resource;
     const resources = typeof resource === 'string' ? [resource] : Array.isArray(resource) ? resource : [];
     if (!resources.includes(this.#terms.resource)) throw refuse('wrong_resource', 'the ID-JAG is not for this resource');
-    const subject = payload.sub!;
-    if (subject.length === 0 || subject.length > MAX_SUBJECT_LENGTH) throw refuse('missing_claim', 'the ID-JAG names no usable subject');
+    const subject = payload.sub;
+    if (typeof subject !== 'string' || subject.length === 0 || subject.length > MAX_SUBJECT_LENGTH) throw refuse('missing_claim', 'the ID-JAG names no usable subject');
+    // RFC 6749 §3.3 makes scope one string; any other shape would be no limit at all, so it is refused.
+    if (payload.scope !== undefined && typeof payload.scope !== 'string') throw refuse('malformed_scope', 'the ID-JAG scope must be a space-separated string');
     // §6.2: an ID-JAG bound to a key is used only with a proof of that key.
     const bound = (payload.cnf as { jkt?: unknown } | undefined)?.jkt;
     if (payload.cnf !== undefined && typeof bound !== 'string') throw refuse('unsupported_confirmation', 'the ID-JAG is bound in a way this server cannot check');
@@ -95,7 +97,7 @@ function claimedIssuer(assertion: string): string {
   }
 }
 
-/** The scopes the identity provider granted, or undefined when it names none (RFC 6749 §3.3 string). */
+/** The scopes the identity provider granted (a string, checked by `#judge`), or undefined when it names none. */
 function scopesOf(payload: JWTPayload): string[] | undefined {
   return typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : undefined;
 }

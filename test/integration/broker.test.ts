@@ -236,7 +236,9 @@ describe('broker mode: mcp-warden as the authorization server in front of an ide
     const idpVisits = stack.idp.requestCount('/auth');
     expect((await submit({}, { cookie })).status).toBe(403);
     expect((await submit({ csrf }, {})).status).toBe(403);
-    expect((await submit({ csrf: `${csrf.slice(0, -1)}A` }, { cookie: `mcp-warden-csrf=${csrf.slice(0, -1)}A` })).status).toBe(403);
+    // A token of our own making, sent as both cookie and field: one character off the issued one, always.
+    const forged = `${csrf.slice(0, -1)}${csrf.endsWith('A') ? 'B' : 'A'}`;
+    expect((await submit({ csrf: forged }, { cookie: `mcp-warden-csrf=${forged}` })).status).toBe(403);
     expect((await submit({ csrf }, { cookie, origin: 'https://evil.example' })).status).toBe(403);
     // Every refused submission is a dead end: nobody was sent to the identity provider.
     expect(stack.idp.requestCount('/auth')).toBe(idpVisits);

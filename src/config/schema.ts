@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { broker } from './broker-schema.ts';
 import { DEFAULTS } from './defaults.ts';
 import { count, duration, headerName, httpUrl, port, scopeToken, secret, text } from './fields.ts';
+import { limitStore, requestLimits, tracing } from './operations-schema.ts';
 import { upstream } from './upstream-schema.ts';
 
 /** Asymmetric JWS algorithms only: symmetric ones would need a shared secret, and `none` is never a choice. */
@@ -215,6 +216,11 @@ const limits = z
     introspections_per_client: count(DEFAULTS.introspectionsPerClient, 1, 100_000),
     /** Introspection calls in flight at once; 503 beyond. */
     max_concurrent_introspections: count(DEFAULTS.maxConcurrentIntrospections, 1, 10_000),
+    /** Request rate limits on the resource path (token buckets): 429 with Retry-After beyond. */
+    requests: requestLimits,
+    store: limitStore,
+    /** When the bucket store cannot answer: let the request through (logged and counted), or refuse it (503). */
+    on_store_error: z.enum(['allow', 'deny']).default('allow'),
   })
   .refine((bounds) => bounds.request_timeout > bounds.headers_timeout, { message: 'request_timeout must be longer than headers_timeout', path: ['request_timeout'] })
   .prefault({});
@@ -236,6 +242,7 @@ export const configSchema = z.strictObject({
   logging,
   lifecycle,
   limits,
+  tracing,
   broker: broker.optional(),
   /** Allows plain http:// URLs for non-loopback hosts (resource, issuers, JWKS). Never in production. */
   insecure_allow_http: z.boolean().default(false),

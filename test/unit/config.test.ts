@@ -35,7 +35,12 @@ describe('config', () => {
       max_streams_per_principal: 16,
       introspections_per_client: 50,
       max_concurrent_introspections: 64,
+      // No request rate limit unless one is set.
+      requests: { window: 60_000 },
+      store: { type: 'memory', max_keys: 100_000 },
+      on_store_error: 'allow',
     });
+    expect(config.tracing).toMatchObject({ endpoint: undefined, sample_ratio: 1, include_subject: false });
     expect(config.upstream.strip_response_headers).toEqual([]);
     expect(config.authorization_servers[0]).toMatchObject({ algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'], require_at_jwt_typ: true });
     expect(config.upstream.credential).toEqual({ type: 'none' });

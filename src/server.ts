@@ -1,38 +1,27 @@
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.ts';
-import { createBroker, type Broker } from './broker/broker.ts';
+import { createBroker } from './broker/broker.ts';
 import { brokerIssuerOf } from './broker/endpoints.ts';
-import { DpopProofVerifier } from './auth/dpop-proof.ts';
-import { TokenVerifier } from './auth/verifier.ts';
 import { ConfigError, type ConfigProblem } from './config/errors.ts';
+import { changedSections, reloadRefusals } from './config/reload-rules.ts';
 import type { Config } from './config/schema.ts';
-import { openSecretSource, type SecretSource } from './config/secret-source.ts';
-import { InFlight } from './lifecycle/in-flight.ts';
+import { buildGeneration, type Generation, type SharedParts } from './lifecycle/generation.ts';
+import type { InFlight } from './lifecycle/in-flight.ts';
 import { Readiness } from './lifecycle/readiness.ts';
 import { readTlsPair, watchTlsFiles } from './lifecycle/tls-listener.ts';
-import { Policy } from './mcp/policy.ts';
 import { SessionBinding } from './mcp/session-binding.ts';
-import { buildProtectedResourceMetadata } from './metadata/protected-resource.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { McpMetrics } from './observability/mcp-metrics.ts';
 import { Metrics } from './observability/metrics.ts';
 import { UpstreamTokenMetrics } from './observability/upstream-token-metrics.ts';
 import { packageVersion } from './package-version.ts';
+import { createRequestLimiter } from './limits/request-limiter.ts';
 import { limitConnections } from './proxy/connection-limits.ts';
 import { StreamSlots } from './proxy/stream-slots.ts';
-import { createRequestPipeline } from './request-pipeline.ts';
-import { createUpstreamCredential } from './upstream/create-credential.ts';
-import { isStaticCredential, type UpstreamCredential } from './upstream/credential.ts';
-import { createUpstream } from './upstream/create-upstream.ts';
-import { createIdentityHeaders } from './upstream/identity-headers.ts';
-import type { Upstream } from './upstream/upstream.ts';
 
-const KEY_RETRY_MIN_MS = 1_000;
-const KEY_RETRY_MAX_MS = 30_000;
-const KEY_CHECK_MIN_MS = 100;
 const CONNECTION_CHECK_MS = 1000;
 
 export interface Warden {
@@ -41,9 +30,19 @@ export interface Warden {
   readonly adminUrl: string;
   readonly readiness: Readiness;
   readonly metrics: Metrics;
+  /** The config requests are served with now. */
+  readonly config: Config;
+  /**
+   * Serves new requests with `next` from now on; requests and streams already taken finish with the
+   * config they started with. Refused, with every reason, when `next` changes what a running process
+   * cannot take (see reload-rules.ts) or needs a secret or keys that cannot be had: the current config stays.
+   */
+  reload(next: Config): Promise<ReloadOutcome>;
   /** SIGTERM behaviour: not ready, stop accepting, let requests finish within the grace, close streams. */
   shutdown(): Promise<void>;
 }
+
+export type ReloadOutcome = { readonly ok: true; readonly changed: readonly string[] } | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
 
 export interface StartOptions {
   readonly logger?: Logger;
@@ -52,84 +51,44 @@ export interface StartOptions {
 /** The composition root: builds every part from the config, joins auth and proxy, and listens. */
 export async function startWarden(config: Config, options: StartOptions = {}): Promise<Warden> {
   const logger = options.logger ?? createLogger(config.logging.level, { pretty: config.logging.pretty });
-  // A static credential is checked before anything starts; a per-user one needs the broker's user tokens, and one that fetches tokens, its metrics.
-  const staticCredential = isStaticCredential(config.upstream.credential) ? createUpstreamCredential(config.upstream.credential) : undefined;
-  const introspectionSecrets = new Map<string, SecretSource>();
-  config.authorization_servers.forEach((server) => {
-    if (server.introspection) introspectionSecrets.set(server.issuer, openSecretSource(server.introspection.client_secret));
-  });
-  const closeSecrets = () => {
-    staticCredential?.close();
-    for (const source of introspectionSecrets.values()) source.close();
-  };
   // The certificate and key are checked with the secrets: the process must not start without them.
   const tls = config.listen.tls ? readTlsPair(config.listen.tls) : undefined;
-  const missing = [...missingSecrets(config, staticCredential, introspectionSecrets), ...(tls && !tls.ok ? tls.problems : [])];
-  if (missing.length > 0) {
-    closeSecrets();
-    throw new ConfigError('config', missing);
-  }
-  let broker: Broker | undefined;
+  if (tls && !tls.ok) throw new ConfigError('config', tls.problems);
   const brokerIssuer = brokerIssuerOf(config);
-  const metrics = new Metrics([...(brokerIssuer ? [brokerIssuer] : []), ...config.authorization_servers.map((server) => server.issuer)], { version: packageVersion() });
-  if (config.broker) {
-    try {
-      broker = await createBroker(config, config.broker, { logger, metrics });
-    } catch (error) {
-      closeSecrets();
-      throw error;
-    }
-  }
-  const credential = staticCredential ?? createUpstreamCredential(config.upstream.credential, { users: broker?.userTokens, tokenMetrics: new UpstreamTokenMetrics(metrics.registry), logger, allowHttp: config.insecure_allow_http });
-  const verifier = new TokenVerifier(config, introspectionSecrets, {
-    onKeyFetch: (issuer, result, count) => metrics.keyFetch(issuer, result, count),
-    onIntrospection: (issuer, result, seconds) => metrics.introspection(issuer, result, seconds),
-    onCacheLookup: (issuer, lookup) => metrics.cacheLookup(issuer, lookup),
-    onVerification: (method, cache, seconds) => metrics.verification(method, cache, seconds),
-  }, broker?.ownIssuer);
-  metrics.countCachedTokens(() => verifier.cachedTokens);
-  // A token fetched at start (client credentials) must be at hand before traffic is taken.
-  const readiness = new Readiness(() => verifier.ready && credential.ready !== false);
-  const inFlight = new InFlight();
-  const identity = createIdentityHeaders(config.upstream.identity_headers, logger);
+  const issuersOf = (of: Config) => [...(brokerIssuer ? [brokerIssuer] : []), ...of.authorization_servers.map((server) => server.issuer)];
+  const metrics = new Metrics(issuersOf(config), { version: packageVersion() });
+  const requestLimiter = createRequestLimiter(config, { registry: metrics.registry, logger });
+  const broker = config.broker ? await createBroker(config, config.broker, { logger, metrics }) : undefined;
   // The session table and a stdio upstream each learn when the other lets a session go.
-  let upstream: Upstream | undefined;
+  let current: Generation | undefined;
   const sessions = config.sessions.bind
-    ? new SessionBinding({ maxEntries: config.sessions.max_entries, idleTtlMs: config.sessions.idle_ttl, onDrop: (sessionId) => upstream?.sessionDropped(sessionId) })
+    ? new SessionBinding({ maxEntries: config.sessions.max_entries, idleTtlMs: config.sessions.idle_ttl, onDrop: (sessionId) => current?.upstream.sessionDropped(sessionId) })
     : undefined;
-  upstream = createUpstream(config, {
-    metrics,
+  const shared: SharedParts = {
     logger,
-    injectedHeaders: [...credential.headerNames, ...identity.headerNames],
-    credential,
-    onSessionEnd: (sessionId) => sessions?.forget(sessionId),
-  });
-  const upstreamSecrets = [...upstream.missingSecrets(), ...(credential.missingSecrets?.() ?? [])];
-  if (upstreamSecrets.length > 0) {
-    await upstream.close();
-    credential.close();
-    broker?.close();
-    closeSecrets();
-    throw new ConfigError('config', upstreamSecrets);
-  }
-  credential.start?.();
-  const pipeline = createRequestPipeline({
-    config,
-    metadata: buildProtectedResourceMetadata(config, broker?.issuer),
-    broker,
-    verifier,
-    dpop: dpopVerifierOf(config),
-    policy: new Policy(config),
-    sessions,
-    upstream,
-    credential,
-    identity,
     metrics,
-    logger,
-    inFlight,
     mcpMetrics: new McpMetrics(metrics.registry),
+    tokenMetrics: new UpstreamTokenMetrics(metrics.registry),
+    broker,
+    sessions,
     streams: new StreamSlots({ total: config.limits.max_streams, perPrincipal: config.limits.max_streams_per_principal }),
-  });
+    onSessionEnd: (sessionId) => sessions?.forget(sessionId),
+    requestLimiter,
+  };
+  try {
+    current = await buildGeneration(config, shared);
+  } catch (error) {
+    broker?.close();
+    throw error;
+  }
+  // At start the listener opens with keys still being fetched: /readyz says when they are (the upkeep logs why not).
+  current.prepared.catch(() => undefined);
+  /** Generations still serving something: the current one, and retired ones until their last stream ends. */
+  const live = new Set<Generation>([current]);
+  metrics.countCachedTokens(() => current!.verification.verifier.cachedTokens);
+  // A token fetched at start (client credentials) must be at hand before traffic is taken.
+  const readiness = new Readiness(() => current!.ready);
+  const pipeline = (req: IncomingMessage, res: ServerResponse) => current!.handle(req, res);
 
   const { limits } = config;
   // Slow clients are cut while sending the request; responses (long streams) are not bounded by these.
@@ -162,81 +121,76 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   logger.info({ url, admin_url: adminUrl, resource: config.resource.url, upstream: config.upstream.url ?? config.upstream.stdio?.command[0], ...certificate }, 'listening');
   const tlsFiles = secure && tls?.ok && config.listen.tls ? watchTlsFiles(secure, config.listen.tls, tls.pair, logger) : undefined;
 
-  const keyRetry = maintainVerifier(verifier, logger, Math.max(config.tokens.jwks.cooldown, KEY_CHECK_MIN_MS));
-
   let shuttingDown: Promise<void> | undefined;
+  let reloading: Promise<ReloadOutcome> = Promise.resolve({ ok: true, changed: [] });
+  const reload = (next: Config): Promise<ReloadOutcome> => {
+    // One reload at a time, each judged against the config the one before it left.
+    reloading = reloading.then(async () => {
+      const previous = current!;
+      const refusals = shuttingDown ? [{ path: '', message: 'the process is shutting down' }] : reloadRefusals(previous.config, next);
+      if (refusals.length > 0) return { ok: false, problems: refusals };
+      let fresh: Generation;
+      try {
+        fresh = await buildGeneration(next, shared, previous);
+      } catch (error) {
+        if (error instanceof ConfigError) return { ok: false, problems: error.problems };
+        throw error;
+      }
+      try {
+        await fresh.prepared;
+      } catch (error) {
+        await fresh.close();
+        if (error instanceof ConfigError) return { ok: false, problems: error.problems };
+        throw error;
+      }
+      metrics.trackIssuers(issuersOf(next));
+      live.add(fresh);
+      current = fresh;
+      previous.retire();
+      void previous.inFlight.quiet().then(() => live.delete(previous));
+      return { ok: true, changed: changedSections(previous.config, next) };
+    });
+    return reloading;
+  };
+
   const shutdown = () =>
     (shuttingDown ??= (async () => {
       readiness.startDraining();
-      keyRetry.stop();
       tlsFiles?.close();
-      logger.info({ requests: inFlight.requests, streams: inFlight.streams, grace_ms: config.lifecycle.shutdown_grace }, 'draining');
+      const generations = [...live];
+      const count = (of: (inFlight: InFlight) => number) => generations.reduce((sum, generation) => sum + of(generation.inFlight), 0);
+      const grace = current!.config.lifecycle.shutdown_grace;
+      logger.info({ requests: count((inFlight) => inFlight.requests), streams: count((inFlight) => inFlight.streams), grace_ms: grace }, 'draining');
       const closed = Promise.all([once(main, 'close'), once(admin, 'close')]);
       main.close();
       main.closeIdleConnections();
-      let grace: NodeJS.Timeout | undefined;
-      await Promise.race([inFlight.idle(), new Promise((resolve) => (grace = setTimeout(resolve, config.lifecycle.shutdown_grace)))]);
-      clearTimeout(grace);
-      inFlight.closeStreams();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(generations.map((generation) => generation.inFlight.idle())), new Promise((resolve) => (timer = setTimeout(resolve, grace)))]);
+      clearTimeout(timer);
+      for (const generation of generations) generation.inFlight.closeStreams();
       // Ended streams flush on the next turn; whatever still holds a socket after that is cut.
       await new Promise((resolve) => setTimeout(resolve, 50));
       main.closeAllConnections();
       admin.close();
       admin.closeAllConnections();
       await closed;
-      await upstream.close();
-      credential.close();
+      await Promise.all(generations.map((generation) => generation.close()));
       broker?.close();
-      closeSecrets();
+      requestLimiter?.close();
       process.off('unhandledRejection', onUnhandled);
       logger.info('stopped');
     })());
 
-  return { url, adminUrl, readiness, metrics, shutdown };
-}
-
-/** src/ and dist/ both sit one level below package.json. */
-/** Secrets the config names that cannot be read now: the process must not start without them. */
-function missingSecrets(config: Config, credential: UpstreamCredential | undefined, introspection: ReadonlyMap<string, SecretSource>): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
-  const upstream = credential?.headers();
-  if (upstream && !(upstream instanceof Promise) && !upstream.ok) problems.push({ path: 'upstream.credential.value', message: upstream.problem });
-  config.authorization_servers.forEach((server, index) => {
-    const secret = introspection.get(server.issuer)?.current();
-    if (secret && !secret.ok) problems.push({ path: `authorization_servers[${index}].introspection.client_secret`, message: secret.problem });
-  });
-  return problems;
-}
-
-/**
- * Keeps the verifier supplied: until ready, retries with backoff; after that, every `periodMs` it
- * refreshes keys that are due, so keys that went past max_stale during an outage come back (and the pod
- * turns ready again) without a request or a restart.
- */
-function maintainVerifier(verifier: TokenVerifier, logger: Logger, periodMs: number): { stop(): void } {
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  let wasReady = false;
-  const attempt = async (delay: number) => {
-    const failures = await verifier.prepare();
-    if (stopped) return;
-    const ready = verifier.ready;
-    for (const [issuer, error] of failures) logger.warn({ issuer, err: error.message, retry_ms: ready ? periodMs : delay }, ready ? 'key refresh failed, serving the last good keys' : 'verifier not ready');
-    if (ready !== wasReady) {
-      if (ready) logger.info({ issuers: verifier.issuers }, 'verifiers ready');
-      else logger.error({ issuers: verifier.issuers }, 'verifiers no longer ready: signing keys older than max_stale');
-      wasReady = ready;
-    }
-    const next = ready ? periodMs : delay;
-    timer = setTimeout(() => void attempt(ready ? KEY_RETRY_MIN_MS : Math.min(delay * 2, KEY_RETRY_MAX_MS)), next);
-    timer.unref();
-  };
-  void attempt(KEY_RETRY_MIN_MS);
   return {
-    stop() {
-      stopped = true;
-      clearTimeout(timer);
+    url,
+    adminUrl,
+    readiness,
+    metrics,
+    get config() {
+      return current!.config;
     },
+    reload,
+    shutdown,
   };
 }
 
@@ -248,11 +202,4 @@ async function listen(server: Server | HttpsServer, host: string, port: number):
 function baseUrl(server: Server | HttpsServer, scheme: 'http' | 'https'): string {
   const { address, port } = server.address() as AddressInfo;
   return `${scheme}://${address.includes(':') ? `[${address}]` : address}:${port}`;
-}
-
-/** The DPoP proof verifier `tokens.dpop` asks for, or none when DPoP is off. */
-function dpopVerifierOf(config: Config): DpopProofVerifier | undefined {
-  const { dpop, clock_tolerance } = config.tokens;
-  if (dpop.mode === 'off') return undefined;
-  return new DpopProofVerifier({ algorithms: dpop.algorithms, maxAgeMs: dpop.max_age, clockToleranceMs: clock_tolerance, maxReplayEntries: dpop.max_replay_entries, nonce: dpop.nonce });
 }

@@ -12,6 +12,7 @@ export class InFlight {
   #nextTicket = 0;
   readonly #streams = new Map<number, () => void>();
   #waiters: Array<() => void> = [];
+  #quietWaiters: Array<() => void> = [];
 
   /** Counts a request until `end`; the ticket names it to `standaloneStream` and `end`. */
   begin(): number {
@@ -21,7 +22,10 @@ export class InFlight {
 
   /** The request's response has closed. */
   end(ticket: number): void {
-    if (this.#streams.delete(ticket)) return;
+    if (this.#streams.delete(ticket)) {
+      if (this.#streams.size === 0 && this.#requests === 0) this.#wakeQuiet();
+      return;
+    }
     this.#requests -= 1;
     if (this.#requests === 0) this.#wake();
   }
@@ -48,6 +52,12 @@ export class InFlight {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
+  /** Resolves once no request and no stream is open: what served them can then be closed. */
+  quiet(): Promise<void> {
+    if (this.#requests === 0 && this.#streams.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#quietWaiters.push(resolve));
+  }
+
   closeStreams(): void {
     for (const end of this.#streams.values()) end();
   }
@@ -55,6 +65,13 @@ export class InFlight {
   #wake(): void {
     const waiters = this.#waiters;
     this.#waiters = [];
+    for (const wake of waiters) wake();
+    if (this.#streams.size === 0) this.#wakeQuiet();
+  }
+
+  #wakeQuiet(): void {
+    const waiters = this.#quietWaiters;
+    this.#quietWaiters = [];
     for (const wake of waiters) wake();
   }
 }

@@ -41,7 +41,7 @@ const MCP_METHODS = new Set([
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly #issuers: ReadonlySet<string>;
+  #issuers: ReadonlySet<string>;
   readonly #requests: Counter<'outcome' | 'status_class'>;
   readonly #authFailures: Counter<'reason' | 'issuer'>;
   readonly #keyFetches: Counter<'issuer' | 'result'>;
@@ -196,6 +196,11 @@ export class Metrics {
   request(outcome: Outcome, status: number): void {
     const statusClass = status > 0 ? `${Math.floor(status / 100)}xx` : 'none';
     this.#child(`request ${outcome} ${statusClass}`, () => this.#requests.labels({ outcome, status_class: statusClass })).inc();
+  }
+
+  /** The issuers a reloaded config names: the only values the issuer label takes from then on. */
+  trackIssuers(issuers: readonly string[]): void {
+    this.#issuers = new Set(issuers);
   }
 
   authFailure(reason: AuthFailureReason, issuer: string | undefined): void {

@@ -26,6 +26,9 @@ options:
   -v, --version      print "mcp-warden <version>" and exit
   -h, --help         print this help and exit
 
+signals (run): SIGTERM or SIGINT drain and stop; SIGHUP reloads the config file (a change of its content
+  reloads it too); an invalid file or a change that needs a restart is logged and the running config stays
+
 exit codes:
   0  run: drained and stopped after SIGTERM or SIGINT; check: every probe passed; validate: the config is valid
   1  run: failed at start for a reason other than the config, failed to shut down, or a second signal
@@ -100,7 +103,7 @@ async function main(): Promise<void> {
   }
   // Loaded only to run, so that validate touches nothing the proxy's wiring does at import.
   const { startWarden } = await import('./server.ts');
-  const warden = await startWarden(config).catch((error: unknown) => {
+  const warden = await startWarden(config, { configFile: path }).catch((error: unknown) => {
     // A problem found while starting is still a problem of this file: name it as the others are.
     throw error instanceof ConfigError ? new ConfigError(path, error.problems) : error;
   });
@@ -120,6 +123,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // SIGHUP reloads the file now, as a change of its content does within a poll (Kubernetes: a ConfigMap swap).
+  process.on('SIGHUP', () => void warden.reloadFile?.());
 }
 
 main().catch((error: unknown) => {

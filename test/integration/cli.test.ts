@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthorizationServer, type StartedAuthorizationServer } from '../../demo/authorization-server.ts';
 import { startMcpServer, type StartedMcpServer } from '../../demo/mcp-server.ts';
 import { CLI, configDir, runCli as run } from '../helpers/cli.ts';
-import { freePort, MCP_HEADERS, INITIALIZE } from '../helpers/stack.ts';
+import { freePort, MCP_HEADERS, INITIALIZE, waitFor } from '../helpers/stack.ts';
 
 const { dir, writeConfig } = configDir('warden-cli-');
 
@@ -153,6 +153,7 @@ describe('SIGTERM', () => {
   let url: string;
   let adminUrl: string;
   let token: string;
+  let configPath: string;
   const grace = 5000;
   const logLines: string[] = [];
 
@@ -161,7 +162,7 @@ describe('SIGTERM', () => {
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     as = await startAuthorizationServer({ resources: { [`${url}/mcp`]: { scopes: ['mcp:read'] } } });
-    const path = writeConfig(
+    configPath = writeConfig(
       'drain.yaml',
       `listen: { host: 127.0.0.1, port: ${port} }
 admin: { host: 127.0.0.1, port: 0 }
@@ -171,7 +172,7 @@ upstream: { url: "${mcp.origin}" }
 lifecycle: { shutdown_grace: ${grace / 1000}s }
 `,
     );
-    child = spawn(process.execPath, [CLI, '--config', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [CLI, '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     const lines = createInterface({ input: child.stdout! });
     await new Promise<void>((resolve, reject) => {
       child.once('exit', (code) => reject(new Error(`exited early with ${code}`)));
@@ -195,6 +196,17 @@ lifecycle: { shutdown_grace: ${grace / 1000}s }
     const data = text.split('\n').find((line) => line.startsWith('data: ') && line.length > 6);
     return JSON.parse(data ? data.slice(6) : text);
   }
+
+  it('reloads the config file on SIGHUP, and goes on serving', async () => {
+    const reloaded = () => logLines.filter((line) => line.includes('"config reloaded"'));
+    const before = reloaded().length;
+    child.kill('SIGHUP');
+    await waitFor(() => reloaded().length > before, 'the SIGHUP reload', 5000);
+    expect(JSON.parse(reloaded().at(-1)!)).toMatchObject({ trigger: 'signal', file: configPath, changed: [] });
+    const init = await fetch(`${url}/mcp`, { method: 'POST', headers: { ...MCP_HEADERS, authorization: `Bearer ${token}` }, body: INITIALIZE });
+    expect(init.status).toBe(200);
+    await init.body?.cancel();
+  });
 
   it('lets the in-flight POST finish, closes the open stream, and exits 0 within the grace period', async () => {
     const auth = { authorization: `Bearer ${token}` };

@@ -101,6 +101,31 @@ describe('config reload', () => {
     }
   });
 
+  it('sends new requests to a new upstream while a call under way finishes at the old one', async () => {
+    const second = await startMcpServer();
+    try {
+      const writer = await as.mintToken({ resource: mcpUrl, scope: 'mcp:read mcp:write' });
+      const client = new Client({ name: 'reload-upstream', version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(mcpUrl), { requestInit: { headers: { authorization: `Bearer ${writer}` } } }));
+      try {
+        const progress: number[] = [];
+        const call = client.callTool({ name: 'countdown', arguments: { steps: 6, interval_ms: 150 } }, undefined, { onprogress: (event) => progress.push(event.progress), timeout: 10_000 });
+        await waitFor(() => progress.length >= 1, 'the call under way', 5000);
+        expect(await warden.reload(parseConfigText(stringify(raw(['mcp:read', 'mcp:write'], { upstream: { url: second.origin } }))))).toEqual({ ok: true, changed: ['upstream'] });
+        const secondBefore = second.requests.length;
+        expect((await initialize(writer)).status).toBe(200);
+        expect(second.requests.length).toBe(secondBefore + 1);
+        expect(await call).toMatchObject({ content: [{ type: 'text', text: 'done' }] });
+        expect(progress).toEqual([1, 2, 3, 4, 5, 6]);
+      } finally {
+        await client.close().catch(() => undefined);
+      }
+      expect(await warden.reload(parseConfigText(stringify(raw(['mcp:read', 'mcp:write']))))).toEqual({ ok: true, changed: ['upstream'] });
+    } finally {
+      await second.close();
+    }
+  });
+
   it('keeps the running config when the file is invalid, reports every problem, and stays ready', async () => {
     const writer = await as.mintToken({ resource: mcpUrl, scope: 'mcp:read mcp:write' });
     const before = reloadsLogged('config reload failed: the file is not a valid config; the running config stays').length;

@@ -1,5 +1,5 @@
 import { once } from '../lifecycle/counts.ts';
-import { TokenBuckets } from './token-buckets.ts';
+import { TokenBuckets, type BucketRate } from '../limits/token-buckets.ts';
 
 export type Admission = { ok: true; done: () => void } | { ok: false; reason: 'rate_limited' | 'overloaded' };
 
@@ -11,18 +11,21 @@ export type Admission = { ok: true; done: () => void } | { ok: false; reason: 'r
  */
 export class LookupLimiter {
   readonly #buckets: TokenBuckets;
+  readonly #rate: BucketRate;
   readonly #maxConcurrent: number;
   #inFlight = 0;
 
   constructor(options: { perClientPerSecond: number; maxConcurrent: number; now?: () => number }) {
-    this.#buckets = new TokenBuckets({ perSecond: options.perClientPerSecond, burst: options.perClientPerSecond * 2, now: options.now });
+    this.#buckets = new TokenBuckets({ now: options.now });
+    this.#rate = { limit: options.perClientPerSecond * 2, windowMs: 2000 };
     this.#maxConcurrent = options.maxConcurrent;
   }
 
   admit(client: string): Admission {
-    if (!this.#buckets.has(client)) return { ok: false, reason: 'rate_limited' };
+    const bucket = this.#buckets.refilled(client, this.#rate);
+    if (bucket.tokens < 1) return { ok: false, reason: 'rate_limited' };
     if (this.#inFlight >= this.#maxConcurrent) return { ok: false, reason: 'overloaded' };
-    this.#buckets.take(client);
+    bucket.tokens -= 1;
     this.#inFlight += 1;
     return { ok: true, done: once(() => (this.#inFlight -= 1)) };
   }

@@ -1,53 +1,45 @@
 import { LRUCache } from 'lru-cache';
 
-interface Bucket {
+/** A bucket's fill: `limit` tokens per `windowMs`, added evenly, and never more than `limit` held (the burst). */
+export interface BucketRate {
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
+/** A bucket as last seen: its tokens (fractional between refills) and when. */
+export interface Bucket {
   tokens: number;
   at: number;
 }
 
-const MAX_TRACKED_KEYS = 10_000;
+const DEFAULT_MAX_KEYS = 10_000;
+
+/** Whole seconds until a bucket holding `tokens` has one token again; 0 when it has one now. */
+export function secondsUntilToken(tokens: number, rate: BucketRate): number {
+  return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) * rate.windowMs) / rate.limit / 1000);
+}
 
 /**
- * One token bucket per key (a client IP, say), refilled at `perSecond` up to `burst`. The table is an
- * LRU: a flood of new keys evicts the oldest buckets instead of growing without bound.
+ * One token bucket per key (a client IP, a principal), each refilled at its rate. The table is an LRU of
+ * `maxKeys`: a flood of new keys evicts the oldest buckets instead of growing without bound, and an
+ * evicted key starts again full, which errs towards letting a request through.
  */
 export class TokenBuckets {
-  readonly #buckets = new LRUCache<string, Bucket>({ max: MAX_TRACKED_KEYS });
-  readonly #rate: number;
-  readonly #burst: number;
+  readonly #buckets: LRUCache<string, Bucket>;
   readonly #now: () => number;
 
-  constructor(options: { perSecond: number; burst: number; now?: () => number }) {
-    this.#rate = options.perSecond;
-    this.#burst = options.burst;
+  constructor(options: { maxKeys?: number; now?: () => number } = {}) {
+    this.#buckets = new LRUCache<string, Bucket>({ max: options.maxKeys ?? DEFAULT_MAX_KEYS });
     this.#now = options.now ?? Date.now;
   }
 
-  /** Takes a token for `key` if one is left. */
-  take(key: string): boolean {
-    const bucket = this.#refilled(key);
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
-  }
-
-  /** Whether a token is left, without taking it. */
-  has(key: string): boolean {
-    return this.#refilled(key).tokens >= 1;
-  }
-
-  /** Seconds until `key` has a token again. */
-  retryAfter(key: string): number {
-    const bucket = this.#refilled(key);
-    return bucket.tokens >= 1 ? 0 : Math.ceil((1 - bucket.tokens) / this.#rate);
-  }
-
-  #refilled(key: string): Bucket {
+  /** The bucket of `key`, refilled up to now; taking a token is `tokens -= 1` on it. */
+  refilled(key: string, rate: BucketRate): Bucket {
     const now = this.#now();
-    const bucket = this.#buckets.get(key) ?? { tokens: this.#burst, at: now };
-    bucket.tokens = Math.min(this.#burst, bucket.tokens + ((now - bucket.at) / 1000) * this.#rate);
+    let bucket = this.#buckets.get(key);
+    if (!bucket) this.#buckets.set(key, (bucket = { tokens: rate.limit, at: now }));
+    bucket.tokens = Math.min(rate.limit, bucket.tokens + (Math.max(0, now - bucket.at) * rate.limit) / rate.windowMs);
     bucket.at = now;
-    this.#buckets.set(key, bucket);
     return bucket;
   }
 }

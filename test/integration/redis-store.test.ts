@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryBuckets, RedisBuckets } from '../../src/broker/rate-limits.ts';
+import { MemoryBuckets, waitSeconds, type Draw } from '../../src/limits/bucket-store.ts';
+import { RedisBuckets } from '../../src/limits/redis-buckets.ts';
 import { RedisStore } from '../../src/broker/redis-store.ts';
 import { skipWithoutRedis, startRedis, type StartedRedis } from '../helpers/redis-server.ts';
 
@@ -46,16 +47,20 @@ describe.skipIf(skipWithoutRedis)('the broker Redis store, against a real redis-
   it('shares rate-limit buckets between replicas, and takes nothing from a request it refuses', async () => {
     const one = new RedisBuckets(a.client, 'test');
     const two = new RedisBuckets(b.client, 'test');
-    const draw = [{ bucket: 'token:ip', key: '10.0.0.1', perMinute: 4 }];
+    const perMinute = (limit: number) => ({ limit, windowMs: 60_000 });
+    const draw: Draw[] = [{ bucket: 'token:ip', key: '10.0.0.1', rate: perMinute(4) }];
     const waits = [];
-    for (let i = 0; i < 6; i += 1) waits.push(await (i % 2 ? one : two).take(draw));
+    for (let i = 0; i < 6; i += 1) waits.push(waitSeconds(draw, await (i % 2 ? one : two).take(draw)));
     expect(waits.slice(0, 4)).toEqual([0, 0, 0, 0]);
     expect(waits[4]).toBeGreaterThan(0);
     // A refusal on the client bucket leaves the IP bucket untouched.
-    const client = [{ bucket: 'token:ip', key: '10.0.0.2', perMinute: 10 }, { bucket: 'token:client', key: 'c', perMinute: 1 }];
-    expect(await one.take(client)).toBe(0);
-    expect(await two.take(client)).toBeGreaterThan(0);
+    const client: Draw[] = [{ bucket: 'token:ip', key: '10.0.0.2', rate: perMinute(10) }, { bucket: 'token:client', key: 'c', rate: perMinute(1) }];
+    expect((await one.take(client)).allowed).toBe(true);
+    const refused = await two.take(client);
+    expect(refused.allowed).toBe(false);
+    expect(refused.levels[0]).toBeGreaterThanOrEqual(9);
+    expect(waitSeconds(client, refused)).toBeGreaterThan(0);
     const memory = new MemoryBuckets();
-    expect(await memory.take(draw)).toBe(0);
+    expect(memory.take(draw).allowed).toBe(true);
   });
 });

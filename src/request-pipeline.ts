@@ -7,6 +7,7 @@ import { credential } from './pipeline/credential.ts';
 import { forward } from './pipeline/forward.ts';
 import { inspect } from './pipeline/inspect.ts';
 import { legacyDiscovery } from './pipeline/legacy-discovery.ts';
+import { limitRequests } from './pipeline/limit-requests.ts';
 import { checkOrigin } from './pipeline/origin.ts';
 import type { PipelineParts } from './pipeline/parts.ts';
 import { proveKey } from './pipeline/prove-key.ts';
@@ -22,14 +23,14 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /**
  * The way every request on the main port goes: Host, then what is answered without a token (2025-03-26
  * discovery when `legacy_clients` is on, metadata, preflight), then Origin, the token and its DPoP
- * proof, scopes, the session's owner and, when rules or the audit need it, the JSON-RPC body, before
+ * proof, the request limits, scopes, the session's owner and, when rules or the audit need it, the JSON-RPC body, before
  * anything reaches the upstream; then what of the answers must be read on their way back. Deny by default.
  *
  * A token seen before is answered without a promise, and a request that needs no body is forwarded in
  * the same turn it arrived: every promise, listener and closure per request showed in the profile.
  */
 export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
-  const handle = chain(parts, [screen, legacyDiscovery, publicRoutes, checkOrigin, authenticate, proveKey, admit, inspect, watchAnswers, credential], forward);
+  const handle = chain(parts, [screen, legacyDiscovery, publicRoutes, checkOrigin, authenticate, proveKey, limitRequests, admit, inspect, watchAnswers, credential], forward);
   const finish = settle(parts);
   const { inFlight, logger } = parts;
 

@@ -55,6 +55,10 @@ export const REASONS: Readonly<Record<AuthFailureReason, ReasonRow>> = {
   too_many_headers: { status: 431, request: true, description: 'too many request headers' },
   too_many_streams: { status: 429, request: true, description: 'too many open event streams for this principal' },
   rate_limited: { status: 429, request: true, description: 'too many token lookups from this client' },
+  // limits.requests: the principal, its client or its IP address has spent its requests for the window.
+  too_many_requests: { status: 429, request: true, description: 'too many requests from this principal, client or address' },
+  // limits.on_store_error: deny, and the shared bucket store did not answer in time.
+  rate_limit_unavailable: { status: 503, description: 'rate limits temporarily unavailable' },
   overloaded: { status: 503, description: 'the proxy is at capacity' },
   too_many_processes: { status: 429, request: true, description: 'too many MCP server processes for this principal' },
   // A claim is given to a stdio server as an environment variable: one that is not a printable string could smuggle in more.
@@ -96,6 +100,8 @@ export interface ChallengeContext {
   readonly scope: readonly string[];
   /** The id of the JSON-RPC request refused, for a refusal answered as a JSON-RPC error (null when unknown). */
   readonly rpcId?: string | number | null;
+  /** Seconds for `Retry-After` when the refusal knows them (a rate limit's next token); else RETRY_AFTER_SECONDS. */
+  readonly retryAfter?: number;
   /**
    * DPoP is on (`tokens.dpop.mode` allowed or required). Its challenge is sent for DPoP refusals, and for
    * every 401 when only DPoP tokens are accepted or the request came with the DPoP scheme (`presented`);
@@ -111,11 +117,12 @@ export interface ChallengeContext {
 export function challengeFor(reason: AuthFailureReason, context: ChallengeContext): Challenge {
   const row = REASONS[reason];
   const headers: Record<string, string | string[]> = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+  const retryAfter = String(context.retryAfter ?? RETRY_AFTER_SECONDS);
   if (row.status === 503) {
-    headers['retry-after'] = String(RETRY_AFTER_SECONDS);
+    headers['retry-after'] = retryAfter;
     return { status: 503, headers, body: JSON.stringify({ error: 'temporarily_unavailable', error_description: row.description }) };
   }
-  if (row.status === 429) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
+  if (row.status === 429) headers['retry-after'] = retryAfter;
   if (row.rpcCode !== undefined) {
     return { status: row.status, headers, body: JSON.stringify(jsonRpcError(context.rpcId, { code: row.rpcCode, message: row.description })) };
   }

@@ -36,6 +36,8 @@ export const AUTH_FAILURE_REASONS = [
   'too_many_headers',
   'too_many_streams',
   'rate_limited',
+  'too_many_requests',
+  'rate_limit_unavailable',
   'overloaded',
   'too_many_processes',
   'unusable_claim',
@@ -64,11 +66,14 @@ export class AuthFailure extends Error {
   readonly reason: AuthFailureReason;
   /** The configured issuer the token named, when it named one we know (a bounded metric label). */
   readonly issuer: string | undefined;
+  /** Seconds the client should wait, when the refusal knows (a rate limit); else the table's default. */
+  readonly retryAfter: number | undefined;
 
-  constructor(reason: AuthFailureReason, detail?: string, issuer?: string) {
+  constructor(reason: AuthFailureReason, detail?: string, issuer?: string, retryAfter?: number) {
     super(detail ?? reason);
     this.name = 'AuthFailure';
     this.reason = reason;
     this.issuer = issuer;
+    this.retryAfter = retryAfter;
   }
 }

@@ -5,6 +5,7 @@ import type { Broker } from '../broker/broker.ts';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
 import { openSecretSource, type SecretSource } from '../config/secret-source.ts';
+import type { RequestLimiter } from '../limits/request-limiter.ts';
 import { Policy } from '../mcp/policy.ts';
 import type { SessionBinding } from '../mcp/session-binding.ts';
 import { buildProtectedResourceMetadata } from '../metadata/protected-resource.ts';
@@ -114,6 +115,7 @@ export async function buildGeneration(config: Config, shared: SharedParts, previ
     inFlight,
     mcpMetrics: shared.mcpMetrics,
     streams: shared.streams,
+    requestLimiter: shared.requestLimiter,
   });
   const prepared = own.verification
     ? verifier.prepare().then((failures) => {

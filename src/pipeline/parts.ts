@@ -3,6 +3,7 @@ import type { TokenVerifier } from '../auth/verifier.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { Config } from '../config/schema.ts';
 import type { InFlight } from '../lifecycle/in-flight.ts';
+import type { RequestLimiter } from '../limits/request-limiter.ts';
 import type { Policy } from '../mcp/policy.ts';
 import type { SessionBinding } from '../mcp/session-binding.ts';
 import type { ProtectedResourceMetadata } from '../metadata/protected-resource.ts';
@@ -33,4 +34,6 @@ export interface PipelineParts {
   readonly logger: Logger;
   readonly inFlight: InFlight;
   readonly streams: StreamSlots;
+  /** `limits.requests`; undefined when no limit is configured. */
+  readonly requestLimiter: RequestLimiter | undefined;
 }

@@ -18,7 +18,7 @@ export function refuse(parts: PipelineParts, res: ServerResponse, access: Access
   const scope = failure.reason === 'insufficient_scope' && unionChallenge ? stepUpScopes(granted, needed) : [...needed];
   const { dpop } = parts;
   const dpopContext = dpop && { algorithms: dpop.algorithms, required: parts.config.tokens.dpop.mode === 'required', nonce: parts.config.tokens.dpop.nonce ? dpop.currentNonce() : undefined, presented: access.dpopProof !== undefined };
-  const challenge = challengeFor(failure.reason, { resourceMetadataUrl: parts.metadata.url, scope, rpcId: access.rpcId, dpop: dpopContext });
+  const challenge = challengeFor(failure.reason, { resourceMetadataUrl: parts.metadata.url, scope, rpcId: access.rpcId, dpop: dpopContext, retryAfter: failure.retryAfter });
   access.outcome = challenge.status === 503 ? 'unavailable' : 'denied';
   access.reason = failure.reason;
   parts.metrics.authFailure(failure.reason, failure.issuer ?? access.principal?.issuer);

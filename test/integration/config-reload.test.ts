@@ -142,6 +142,16 @@ describe('config reload', () => {
     expect((await fetch(`${warden.adminUrl}/readyz`)).status).toBe(200);
   });
 
+  it('refuses a config whose secret cannot be read, or whose new issuer cannot be verified, and keeps serving', async () => {
+    const writer = await as.mintToken({ resource: mcpUrl, scope: 'mcp:read mcp:write' });
+    const unreadable = await warden.reload(parseConfigText(stringify(raw(['mcp:read', 'mcp:write'], { upstream: { url: mcp.origin, credential: { type: 'bearer', value: '${env:WARDEN_TEST_RELOAD_UNSET}' } } }))));
+    expect(unreadable).toEqual({ ok: false, problems: [{ path: 'upstream.credential.value', message: expect.stringContaining('WARDEN_TEST_RELOAD_UNSET') }] });
+    const unreachable = await warden.reload(parseConfigText(stringify(raw(['mcp:read', 'mcp:write'], { authorization_servers: [{ issuer: 'http://127.0.0.1:1' }], tokens: { clock_tolerance: '0s', required_scopes: ['mcp:read', 'mcp:write'], jwks: { timeout: '500ms' } } }))));
+    expect(unreachable).toEqual({ ok: false, problems: [{ path: 'authorization_servers', message: expect.stringContaining('http://127.0.0.1:1: cannot verify tokens yet') }] });
+    expect((await initialize(writer)).status).toBe(200);
+    expect(warden.config.upstream.credential).toEqual({ type: 'none' });
+  });
+
   it('refuses a port change by name, keeps serving on the old port, and a valid file afterwards applies', async () => {
     const otherPort = await freePort();
     const before = reloadsLogged('config reload refused; the running config stays').length;

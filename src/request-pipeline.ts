@@ -32,7 +32,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessage, res: ServerResponse) => void {
   const handle = chain(parts, [screen, legacyDiscovery, publicRoutes, checkOrigin, authenticate, proveKey, limitRequests, admit, inspect, watchAnswers, credential], forward);
   const finish = settle(parts);
-  const { inFlight, logger } = parts;
+  const { inFlight, logger, tracing } = parts;
 
   /** A fault of the proxy itself, not of the request: logged, and a 500 if the client can still get one. */
   const failed = (res: ServerResponse, access: Access, error: unknown): void => {
@@ -46,13 +46,14 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     const requestId = typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID();
     res.setHeader('x-request-id', requestId);
     const access = new Access(req, requestId, inFlight.begin());
+    if (tracing) access.trace = tracing.begin(req);
     res.once('close', () => {
       inFlight.end(access.ticket);
       finish(req, res, access);
     });
     let running: void | Promise<void> = undefined;
     try {
-      running = handle(req, res, access);
+      running = tracing ? tracing.run(access.trace!, handle, req, res, access) : handle(req, res, access);
     } catch (error) {
       failed(res, access, error);
     }

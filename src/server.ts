@@ -21,6 +21,7 @@ import { packageVersion } from './package-version.ts';
 import { createRequestLimiter } from './limits/request-limiter.ts';
 import { limitConnections } from './proxy/connection-limits.ts';
 import { StreamSlots } from './proxy/stream-slots.ts';
+import { createTracing } from './tracing/create-tracing.ts';
 
 const CONNECTION_CHECK_MS = 1000;
 
@@ -59,6 +60,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   const metrics = new Metrics(issuersOf(config), { version: packageVersion() });
   const requestLimiter = createRequestLimiter(config, { registry: metrics.registry, logger });
   const broker = config.broker ? await createBroker(config, config.broker, { logger, metrics }) : undefined;
+  const tracing = await createTracing(config, logger, packageVersion());
   // The session table and a stdio upstream each learn when the other lets a session go.
   let current: Generation | undefined;
   const sessions = config.sessions.bind
@@ -74,11 +76,13 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     streams: new StreamSlots({ total: config.limits.max_streams, perPrincipal: config.limits.max_streams_per_principal }),
     onSessionEnd: (sessionId) => sessions?.forget(sessionId),
     requestLimiter,
+    tracing,
   };
   try {
     current = await buildGeneration(config, shared);
   } catch (error) {
     broker?.close();
+    void tracing?.shutdown();
     throw error;
   }
   // At start the listener opens with keys still being fetched: /readyz says when they are (the upkeep logs why not).
@@ -177,6 +181,8 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       await Promise.all(generations.map((generation) => generation.close()));
       broker?.close();
       requestLimiter?.close();
+      // Last, so the spans of the requests drained above go out too (bounded by tracing.export_timeout).
+      await tracing?.shutdown();
       process.off('unhandledRejection', onUnhandled);
       logger.info('stopped');
     })());

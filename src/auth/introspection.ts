@@ -5,6 +5,7 @@ import type { CircuitBreaker } from './circuit-breaker.ts';
 import { AuthFailure, type AuthFailureReason } from './failure.ts';
 import { FetchFailure, fetchJson, type FetchFailureKind } from './fetch-json.ts';
 import { boundKeyOf, scopesOf, type Principal } from './principal.ts';
+import { traced } from '../tracing/child-spans.ts';
 
 const MAX_RESPONSE_BYTES = 64 * 1024;
 /** token_type values (RFC 7662 §2.2) of tokens that must not pass as bearer access tokens; DPoP ones are sender-constrained. */
@@ -54,7 +55,8 @@ export async function introspect(token: string, rules: IntrospectionRules): Prom
   }
   let answer: unknown;
   try {
-    answer = await fetchJson(await rules.endpoint(), { timeoutMs: rules.timeoutMs, maxBytes: MAX_RESPONSE_BYTES, form: { body: form.toString(), headers } });
+    const endpoint = await rules.endpoint();
+    answer = await traced('token introspection', () => fetchJson(endpoint, { timeoutMs: rules.timeoutMs, maxBytes: MAX_RESPONSE_BYTES, form: { body: form.toString(), headers } }), { 'mcp_warden.issuer': rules.issuer });
   } catch (error) {
     // A 400 is the endpoint working and refusing this token (oidc-provider answers unsupported_token_type
     // for JWTs it did not issue): a verdict on the token, not an outage, so it neither opens the breaker

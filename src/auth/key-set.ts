@@ -1,5 +1,6 @@
 import { createLocalJWKSet, type JWK, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
 import { AuthFailure } from './failure.ts';
+import { traced } from '../tracing/child-spans.ts';
 import { FetchFailure, fetchJson, type FetchFailureKind } from './fetch-json.ts';
 
 export type KeyFetchResult = 'ok' | FetchFailureKind | 'invalid_jwks';
@@ -74,7 +75,7 @@ export class KeySet {
 
   /** Fetches the keys now; concurrent callers share one request. Throws FetchFailure, keeping old keys. */
   refresh(): Promise<void> {
-    this.#pending ??= this.#fetch().finally(() => {
+    this.#pending ??= traced('jwks fetch', () => this.#fetch()).finally(() => {
       this.#pending = undefined;
     });
     return this.#pending;

@@ -15,6 +15,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { UpstreamTokenMetrics } from '../observability/upstream-token-metrics.ts';
 import type { StreamSlots } from '../proxy/stream-slots.ts';
 import { createRequestPipeline } from '../request-pipeline.ts';
+import type { Tracing } from '../tracing/tracing.ts';
 import { createUpstreamCredential } from '../upstream/create-credential.ts';
 import { isStaticCredential, type UpstreamCredential } from '../upstream/credential.ts';
 import { createUpstream } from '../upstream/create-upstream.ts';
@@ -36,6 +37,8 @@ export interface SharedParts {
   readonly onSessionEnd: (sessionId: string) => void;
   /** `limits.requests`, built once: its buckets (and a Redis connection) outlive any one config. */
   readonly requestLimiter: RequestLimiter | undefined;
+  /** OpenTelemetry traces, made once (a reload may not change `tracing`); undefined when off. */
+  readonly tracing: Tracing | undefined;
 }
 
 /** The token verifier and what keeps it supplied; replaced only when what it verifies against changes. */
@@ -116,6 +119,7 @@ export async function buildGeneration(config: Config, shared: SharedParts, previ
     mcpMetrics: shared.mcpMetrics,
     streams: shared.streams,
     requestLimiter: shared.requestLimiter,
+    tracing: shared.tracing,
   });
   const prepared = own.verification
     ? verifier.prepare().then((failures) => {

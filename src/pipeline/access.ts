@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Principal } from '../auth/principal.ts';
 import type { PolicyDecision } from '../mcp/policy.ts';
 import type { ToolCallAudit } from '../observability/tool-call-audit.ts';
+import type { RequestTrace } from '../tracing/request-trace.ts';
 import type { Outcome } from '../observability/metrics.ts';
 import type { AnswerWatch, UpstreamOutcome } from '../upstream/upstream.ts';
 
@@ -40,6 +41,8 @@ export class Access {
   answers: AnswerWatch | undefined = undefined;
   /** Filled in by the upstream as the exchange goes; final once the response has closed. */
   upstream: UpstreamOutcome | undefined = undefined;
+  /** The request's spans, when tracing is on. */
+  trace: RequestTrace | undefined = undefined;
   /** The client sent `Expect: 100-continue` and has not been told to send its body. */
   awaitingContinue: boolean;
   /** The line is written once both the pipeline and the response are over: this counts them down. */

@@ -3,6 +3,7 @@ import { AuthFailure } from '../auth/failure.ts';
 import { watchLegacyEndpoint } from '../mcp/legacy-endpoint.ts';
 import { decodeHeaderValue } from '../mcp/request-headers.ts';
 import { createRequestHeaderScrubber } from '../proxy/request-headers.ts';
+import { TRACE_HEADERS } from '../tracing/request-trace.ts';
 import { sendContinue } from './continue.ts';
 import type { PipelineParts } from './parts.ts';
 import { refuse, refuseThrown } from './refuse.ts';
@@ -12,7 +13,9 @@ import type { Step } from './step.ts';
 export function forward(parts: PipelineParts): Step {
   const { config, upstream, sessions, credential, identity, metrics, inFlight, streams } = parts;
   const publicUrl = new URL(config.resource.url);
-  const scrub = createRequestHeaderScrubber({ injectedNames: [...credential.headerNames, ...identity.headerNames, 'x-request-id'] });
+  // With tracing on, the upstream sees one trace context, ours, naming the upstream call; off, the client's passes.
+  const traceHeaders = parts.tracing ? TRACE_HEADERS : [];
+  const scrub = createRequestHeaderScrubber({ injectedNames: [...credential.headerNames, ...identity.headerNames, 'x-request-id', ...traceHeaders] });
   const forwardedHeaders = { 'x-forwarded-proto': publicUrl.protocol.slice(0, -1), 'x-forwarded-host': publicUrl.host };
   const clockToleranceSeconds = config.tokens.clock_tolerance / 1000;
   return (req, res, access) => {
@@ -51,6 +54,7 @@ export function forward(parts: PipelineParts): Step {
         ...forwardedHeaders,
         'x-forwarded-for': access.socket.remoteAddress ?? '',
         'x-request-id': access.requestId,
+        ...access.trace?.upstreamCall(req.method),
       },
       body: access.body,
       answers: access.answers,

@@ -11,6 +11,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { McpMetrics } from '../observability/mcp-metrics.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { StreamSlots } from '../proxy/stream-slots.ts';
+import type { Tracing } from '../tracing/tracing.ts';
 import type { UpstreamCredential } from '../upstream/credential.ts';
 import type { createIdentityHeaders } from '../upstream/identity-headers.ts';
 import type { Upstream } from '../upstream/upstream.ts';
@@ -34,6 +35,8 @@ export interface PipelineParts {
   readonly logger: Logger;
   readonly inFlight: InFlight;
   readonly streams: StreamSlots;
+  /** OpenTelemetry traces; undefined when tracing is off, and then nothing on the request path touches it. */
+  readonly tracing: Tracing | undefined;
   /** `limits.requests`; undefined when no limit is configured. */
   readonly requestLimiter: RequestLimiter | undefined;
 }

@@ -3,7 +3,7 @@ import type { Access } from './access.ts';
 import type { PipelineParts } from './parts.ts';
 
 /**
- * The access line and the request metric. The returned function counts down: it is called once when
+ * The access line, the request metric and the request's spans. The returned function counts down: it is called once when
  * the pipeline is over and once when the response has closed, and writes on the second call.
  */
 export function settle({ metrics, logger }: PipelineParts): (req: IncomingMessage, res: ServerResponse, access: Access) => void {
@@ -46,5 +46,6 @@ export function settle({ metrics, logger }: PipelineParts): (req: IncomingMessag
       },
       'request',
     );
+    access.trace?.end(req.method, status, access);
   };
 }

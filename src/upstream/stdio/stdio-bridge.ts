@@ -95,7 +95,7 @@ export class StdioBridge implements Upstream {
       sendJson(res, 400, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' } });
       return outcome;
     }
-    const session = this.#open(principal, res, outcome);
+    const session = this.#open(principal, res, outcome, request.inject);
     if (session) void this.#initialize(session, request, body, outcome);
     return outcome;
   }
@@ -112,7 +112,7 @@ export class StdioBridge implements Upstream {
     void this.#sessions.get(sessionId)?.end('unbound');
   }
 
-  #open(principal: Principal, res: ServerResponse, outcome: StdioOutcome): StdioSession | undefined {
+  #open(principal: Principal, res: ServerResponse, outcome: StdioOutcome, inject: Readonly<Record<string, string>>): StdioSession | undefined {
     const { settings, logger, metrics } = this.#options;
     const owner = ownerKey(principal);
     if (this.#perPrincipal.get(owner) >= settings.max_processes_per_principal) throw new AuthFailure('too_many_processes', undefined, principal.issuer);
@@ -128,6 +128,9 @@ export class StdioBridge implements Upstream {
       sendCredentialUnavailable(res);
       return undefined;
     }
+    // The trace context of the request that spawned it (with tracing on), as the OpenTelemetry environment carriers name it.
+    if (inject.traceparent) environment.env.TRACEPARENT = inject.traceparent;
+    if (inject.tracestate) environment.env.TRACESTATE = inject.tracestate;
     const session = new StdioSession(randomUUID(), owner, settings, environment.env, logger, metrics, (ended, reason) => this.#ended(ended, reason));
     this.#sessions.set(session.id, session);
     this.#perPrincipal.add(owner);

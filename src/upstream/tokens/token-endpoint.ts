@@ -6,6 +6,7 @@ import { issuerMetadataSource } from '../../auth/issuer-metadata.ts';
 import { isLoopbackHost } from '../../config/urls.ts';
 import type { CredentialConfig } from '../../config/schema.ts';
 import { openSecretSource, type SecretSource } from '../../config/secret-source.ts';
+import { traced } from '../../tracing/child-spans.ts';
 
 export type TokenClientConfig = Extract<CredentialConfig, { type: 'client_credentials' | 'token_exchange' }>;
 
@@ -102,7 +103,8 @@ export class TokenEndpoint {
     const headers = await this.#authenticate(form, endpoint);
     let answer: unknown;
     try {
-      answer = await fetchJson(endpoint, { timeoutMs: this.#config.timeout, maxBytes: MAX_TOKEN_RESPONSE_BYTES, form: { body: form.toString(), headers }, oauthErrors: true });
+      // The grant type names the span; the form's tokens and assertions never reach it.
+      answer = await traced('token request', () => fetchJson(endpoint, { timeoutMs: this.#config.timeout, maxBytes: MAX_TOKEN_RESPONSE_BYTES, form: { body: form.toString(), headers }, oauthErrors: true }), { 'mcp_warden.grant_type': form.get('grant_type') ?? undefined });
     } catch (error) {
       const failure = error as FetchFailure;
       if (failure.oauthError) throw new TokenRequestFailure('refused', `the token endpoint refused: ${failure.oauthError}`, failure.oauthError);

@@ -22,6 +22,12 @@ export const FILTER_PAIRS: readonly Pair[] = [
 /** (l) is (c) with the token bound to a key and a new DPoP proof on every request. */
 export const DPOP_PAIRS: readonly Pair[] = [{ target: 'l', reference: 'c', what: 'tools/call with DPoP, a new proof per request, vs the same as Bearer' }];
 
+/** (m) is (c) with request limits per principal, client and IP, in memory. */
+export const LIMIT_PAIRS: readonly Pair[] = [{ target: 'm', reference: 'c', what: 'tools/call with limits.requests per principal, client and IP (memory) vs none' }];
+
+/** (n) is (c) with tracing on: two spans per request, every trace sampled, exported over OTLP/HTTP. */
+export const TRACING_PAIRS: readonly Pair[] = [{ target: 'n', reference: 'c', what: 'tools/call with tracing (sampling 1.0, OTLP/HTTP to a local sink) vs off' }];
+
 export interface PairFigures {
   readonly target: TargetId;
   readonly reference: TargetId;
@@ -84,6 +90,12 @@ export const PAIR_HEADING =
 
 export const DPOP_HEADING =
   'DPoP (RFC 9449): (l) is (c) with its token bound to a key (cnf.jkt) and a new ES256 proof per request (fresh jti and iat, ath of the token), against (c) with the same kind of token as Bearer (added µs/req as above: paired by round):';
+
+export const LIMIT_HEADING =
+  'Request rate limits: (m) is (c) with limits.requests per_principal, per_client and per_ip (memory store, limits too high to refuse: each request takes from three buckets and gets the RateLimit fields), against (c) (added µs/req as above: paired by round):';
+
+export const TRACING_HEADING =
+  'OpenTelemetry tracing: (n) is (c) with tracing on, every trace sampled (a SERVER span and the upstream call per request), batched and exported over OTLP/HTTP JSON to a local sink that discards them, against (c) with tracing off (added µs/req as above: paired by round):';
 
 /** (l)'s proofs over the 50-connection windows: how many were pre-signed and handed out, and how many the pool lacked. */
 export function proofLine(windows: readonly Window[]): string {

@@ -14,14 +14,14 @@ import { readGc, type GcStats } from './gc.ts';
 import { measureWindow, warmUp, type Window } from './measure.ts';
 import { parseOptions, type PerfOptions } from './options.ts';
 import { CLOCK_TICKS, openFilesLimit } from './procfs.ts';
-import { DPOP_HEADING, DPOP_PAIRS, filterPairs, LIST_HEADING, listTable, PAIR_HEADING, pairTable, proofLine } from './filter-report.ts';
+import { DPOP_HEADING, DPOP_PAIRS, filterPairs, LIMIT_HEADING, LIMIT_PAIRS, LIST_HEADING, listTable, PAIR_HEADING, pairTable, proofLine, TRACING_HEADING, TRACING_PAIRS } from './filter-report.ts';
 import { acceptanceChecks, checkLines, contextTable, gcWarning, mainTable, otherLoadWarning, sseLines, stdioLines, summarize, writeJson } from './report.ts';
 import { runSse } from './sse.ts';
 import { runStdio, type StdioPlan } from './stdio.ts';
 import { REPO, startStack, TARGET_IDS, type Stack } from './targets.ts';
 
 const CONNECTIONS = [1, 50] as const;
-/** tools/call: (a) direct, (b) the floor, (c)–(h) and (l) mcp-warden; tools/list: (i) direct, (j) and (k) mcp-warden. See targets.ts. */
+/** tools/call: (a) direct, (b) the floor, (c)–(h), (l) and (m) mcp-warden; tools/list: (i) direct, (j) and (k) mcp-warden. See targets.ts. */
 const TARGETS = TARGET_IDS.length;
 const WARM_UP_SECONDS = 1;
 /** Other processes using more than this share of a core during a window earn the results a warning. */
@@ -64,7 +64,11 @@ async function main(): Promise<void> {
 async function run(stack: Stack, authority: Authority, options: PerfOptions, startedAt: Date, started: number): Promise<void> {
   const introspectionsBefore = authority.introspections();
   const tokenRequestsBefore = authority.tokenRequests();
+  const exportsBefore = await sinkStats(stack);
   const windows = await interleave(stack, options);
+  // (n) measured with spans that never left would be (c) again: the sink says what arrived.
+  const exportsAfter = await sinkStats(stack);
+  const otlpDuringLoad = { exports: exportsAfter.exports - exportsBefore.exports, bytes: exportsAfter.bytes - exportsBefore.bytes };
   // After the warm-up the caches must answer alone; a growing count would mean (e) or (g) measured the AS.
   const introspectionsDuringLoad = authority.introspections() - introspectionsBefore;
   const exchangesDuringLoad = authority.tokenRequests() - tokenRequestsBefore;
@@ -91,6 +95,7 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
     '',
     `introspection calls during the load windows of all targets: ${introspectionsDuringLoad}`,
     `token-exchange calls during the load windows of all targets: ${exchangesDuringLoad} (before them, at (g)'s first request: ${tokenRequestsBefore})`,
+    `OTLP exports (n) sent during the load windows: ${otlpDuringLoad.exports} (${(otlpDuringLoad.bytes / 1e6).toFixed(1)} MB of span JSON)`,
     machineLine(wallSeconds),
   ].join('\n');
   console.log(output);
@@ -108,6 +113,7 @@ async function run(stack: Stack, authority: Authority, options: PerfOptions, sta
     introspectionsDuringLoad,
     exchangesDuringLoad,
     exchangesBeforeLoad: tokenRequestsBefore,
+    otlpDuringLoad,
     windows,
     stdioReport,
   });
@@ -119,17 +125,23 @@ function loadReport(stack: Stack, windows: readonly Window[], gc: Partial<Record
   const summaries = summarize(stack.targets, windows);
   const pairs = filterPairs(summaries, windows);
   const dpop = filterPairs(summaries, windows, DPOP_PAIRS);
+  const tracing = filterPairs(summaries, windows, TRACING_PAIRS);
+  const limits = filterPairs(summaries, windows, LIMIT_PAIRS);
   const report = {
     summaries,
     checks: acceptanceChecks(summaries, windows),
     filtering: pairs,
     dpop: { ...dpop[0]!, proofs: proofLine(windows) },
+    tracing: tracing[0]!,
+    requestLimits: limits[0]!,
     otherLoadWarning: otherLoadWarning(summaries, OTHER_LOAD_WARN_PERCENT),
     slowGcWarning: gcWarning(gc),
     table: mainTable(summaries),
     listTable: listTable(summaries),
     pairTable: pairTable(pairs),
     dpopTable: pairTable(dpop),
+    tracingTable: pairTable(tracing),
+    limitTable: pairTable(limits),
     contextTable: contextTable(summaries, windows, gc),
   };
   const { otherLoadWarning: warning, slowGcWarning: slowGc } = report;
@@ -152,6 +164,14 @@ function loadReport(stack: Stack, windows: readonly Window[], gc: Partial<Record
     report.dpopTable,
     '',
     report.dpop.proofs,
+    '',
+    TRACING_HEADING,
+    '',
+    report.tracingTable,
+    '',
+    LIMIT_HEADING,
+    '',
+    report.limitTable,
     '',
     'Context, all targets:',
     '',
@@ -184,14 +204,20 @@ function stdioPlan(options: PerfOptions): StdioPlan {
   return { spawns: options.spawns, calls: options.calls, seconds: options.stdioSeconds };
 }
 
+/** What (n)'s collector stand-in has received so far. */
+async function sinkStats(stack: Stack): Promise<{ exports: number; bytes: number }> {
+  const response = await fetch(`${stack.otlpSinkOrigin}/_stats`, { signal: AbortSignal.timeout(2_000) });
+  return (await response.json()) as { exports: number; bytes: number };
+}
+
 function machineLine(wallSeconds: number): string {
   return `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, CLK_TCK ${CLOCK_TICKS}; wall time ${wallSeconds.toFixed(0)} s`;
 }
 
 /**
  * Round r measures every target once, in order, so slow drifts of the machine hit all targets alike. Each
- * target compared with another round by round is measured next to it: (l) before (c), (g) after (c), (f)
- * after (h), (k) after (j), so each round's pair ran seconds apart.
+ * target compared with another round by round is measured next to it: (n) and (l) before (c), (g) after (c) and (m)
+ * after (g), (f) after (h), (k) after (j), so each round's pair ran seconds apart.
  */
 async function interleave(stack: Stack, options: PerfOptions): Promise<Window[]> {
   const windows: Window[] = [];
@@ -209,7 +235,7 @@ async function interleave(stack: Stack, options: PerfOptions): Promise<Window[]>
   return windows;
 }
 
-const MEASURE_ORDER = ['a', 'b', 'l', 'c', 'g', 'd', 'e', 'h', 'f', 'i', 'j', 'k'];
+const MEASURE_ORDER = ['a', 'b', 'n', 'l', 'c', 'g', 'm', 'd', 'e', 'h', 'f', 'i', 'j', 'k'];
 
 function measureRank(id: string): number {
   const rank = MEASURE_ORDER.indexOf(id);

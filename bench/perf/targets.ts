@@ -19,7 +19,7 @@ export const BASE_HEADERS: Readonly<Record<string, string>> = {
 /** What the upstream answers a tools/call with; every target must pass it through unchanged. */
 export const EXPECTED_RESPONSE = '{"jsonrpc":"2.0","id":1,"result":{}}';
 
-export const TARGET_IDS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l'] as const;
+export const TARGET_IDS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n'] as const;
 export type TargetId = (typeof TARGET_IDS)[number];
 
 /** The MCP request a target is loaded with. */
@@ -49,6 +49,8 @@ export interface Target {
 export interface Stack {
   readonly upstream: Child;
   readonly upstreamOrigin: string;
+  /** (n)'s collector stand-in: its /_stats counts the exports it received. */
+  readonly otlpSinkOrigin: string;
   readonly targets: readonly Target[];
   /** Starts one more mcp-warden, with stream and connection limits raised, for the SSE part. */
   startSseWarden(limit: number): Promise<{ child: Child; url: string; tokens: string[] }>;
@@ -78,6 +80,10 @@ interface WardenSpec {
   readonly audit?: boolean;
   /** The token is bound to a DPoP key (`cnf.jkt`) and sent as `Authorization: DPoP` with a new proof per request. */
   readonly dpop?: boolean;
+  /** Tracing on, every trace sampled, spans exported over OTLP/HTTP to the local sink. */
+  readonly tracing?: boolean;
+  /** `limits.requests` per principal, client and IP, too high to refuse anything (memory store). */
+  readonly requestLimits?: boolean;
 }
 
 /**
@@ -100,6 +106,8 @@ function wardenSpecs(authority: Authority): WardenSpec[] {
     { id: 'j', label: 'tools/list, mcp-warden, no rules, audit off', mode: 'jwt', token: rs256, audit: false, request: 'tools/list' },
     { id: 'k', label: 'tools/list, mcp-warden + delete_* rule (filtered)', mode: 'jwt', token: rs256, rule: true, request: 'tools/list' },
     { id: 'l', label: 'mcp-warden JWT RS256 + DPoP (new proof per request)', mode: 'jwt', token: rs256, dpop: true },
+    { id: 'n', label: 'mcp-warden JWT RS256 + tracing (sampling 1.0, OTLP/HTTP to a local receiver)', mode: 'jwt', token: rs256, tracing: true },
+    { id: 'm', label: 'mcp-warden JWT RS256 + rate limits (memory)', mode: 'jwt', token: rs256, requestLimits: true },
   ];
 }
 
@@ -115,6 +123,12 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
     children.push(upstream);
     await waitUntil(upstream, 'listening', START_TIMEOUT_MS, () => answers200(`${upstreamOrigin}/mcp`, BASE_HEADERS));
 
+    const sinkPort = await freePort();
+    const otlpSinkOrigin = `http://127.0.0.1:${sinkPort}`;
+    const sink = spawnNode('otlp-sink', join(REPO, 'bench/perf/otlp-sink.ts'), ['--port', String(sinkPort)], { cwd: REPO, stderrPath: join(dir, 'otlp-sink.stderr') });
+    children.push(sink);
+    await waitUntil(sink, 'listening', START_TIMEOUT_MS, async () => (await fetch(`${otlpSinkOrigin}/_stats`, { signal: AbortSignal.timeout(1_000) })).ok);
+
     const floorPort = await freePort();
     const floor = spawnNode('floor', join(REPO, 'bench/perf/floor.ts'), ['--port', String(floorPort), '--upstream', upstreamOrigin], { cwd: REPO, stderrPath: join(dir, 'floor.stderr') });
     children.push(floor);
@@ -124,7 +138,7 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
     // allSettled, not all: on a failure every sibling must have spawned before close() runs, or it would be left behind.
     const settled = await Promise.allSettled(
       specs.map(async (spec): Promise<Target> => {
-        const started = await startWarden(dir, spec.id, { mode: spec.mode, authority, upstreamOrigin, rule: spec.rule, audit: spec.audit }, children);
+        const started = await startWarden(dir, spec.id, { mode: spec.mode, authority, upstreamOrigin, rule: spec.rule, audit: spec.audit, requestLimits: spec.requestLimits, tracing: spec.tracing ? `${otlpSinkOrigin}/v1/traces` : undefined }, children);
         const request = requestOf(spec.request ?? 'tools/call', spec.rule === true);
         const common = { id: spec.id, label: spec.label, ...request, url: started.url, proxy: started.child, adminOrigin: started.adminOrigin };
         if (!spec.dpop) return { ...common, headers: { ...BASE_HEADERS, authorization: `Bearer ${await spec.token(started.resourceUrl)}` } };
@@ -166,7 +180,7 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
       const mintToken = (subject: string) => authority.mintJwt('RS256', started.resourceUrl, subject);
       return { child: started.child, url: started.url, adminOrigin: started.adminOrigin, mintToken };
     };
-    return { upstream, upstreamOrigin, targets, startSseWarden, startStdioWarden, close };
+    return { upstream, upstreamOrigin, otlpSinkOrigin, targets, startSseWarden, startStdioWarden, close };
   } catch (error) {
     await close();
     throw error;
@@ -193,6 +207,8 @@ async function assertAnswers(target: Target): Promise<void> {
   const text = await response.text();
   const refuse = (why: string) => new Error(`(${target.id}) ${target.label} answered ${response.status} ${why}: refusing to benchmark it`);
   if (response.status !== 200) throw refuse(text.slice(0, 300));
+  // (m) measured without its limits would be (c) again.
+  if (target.id === 'm' && !response.headers.get('ratelimit')) throw refuse('without a RateLimit field (are limits.requests in src/ yet?)');
   const expected = target.expectedTools;
   if (!expected) {
     if (text !== EXPECTED_RESPONSE) throw refuse(text.slice(0, 300));

@@ -33,6 +33,10 @@ export interface WardenParts {
   readonly limit?: number;
   /** Replaces `upstream: { url }` (the stdio part). */
   readonly stdio?: StdioUpstream;
+  /** (n): the OTLP/HTTP traces URL spans go to, every trace sampled. */
+  readonly tracing?: string;
+  /** (m): every request limit of `limits.requests` on, high enough never to refuse; not with `limit`. */
+  readonly requestLimits?: boolean;
 }
 
 export interface StartedWarden {
@@ -112,6 +116,7 @@ function wardenConfig(parts: WardenParts & { port: number; adminPort: number; re
     ...(parts.audit === undefined ? {} : { audit: { tool_calls: parts.audit } }),
     logging: { level: 'info' },
     lifecycle: { shutdown_grace: '1s' },
+    ...(parts.tracing ? { tracing: { endpoint: parts.tracing, sample_ratio: 1 } } : {}),
     ...(limit === undefined
       ? {}
       : {
@@ -122,8 +127,12 @@ function wardenConfig(parts: WardenParts & { port: number; adminPort: number; re
             max_streams_per_principal: PER_PRINCIPAL_STREAMS,
           },
         }),
+    ...(parts.requestLimits ? { limits: { requests: REQUEST_LIMITS } } : {}),
   };
 }
+
+/** (m)'s limits: every scope, each bucket holding more than a whole run sends, so only their cost is measured. */
+const REQUEST_LIMITS = { per_principal: 100_000_000, per_client: 100_000_000, per_ip: 100_000_000, window: '1h' };
 
 /** (g): each verified token exchanged (RFC 8693) for one for the upstream; the bench's AS answers at its token endpoint. */
 function exchangeCredential(authority: Authority) {

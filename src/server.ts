@@ -18,7 +18,7 @@ import { McpMetrics } from './observability/mcp-metrics.ts';
 import { Metrics } from './observability/metrics.ts';
 import { UpstreamTokenMetrics } from './observability/upstream-token-metrics.ts';
 import { packageVersion } from './package-version.ts';
-import { createRequestLimiter } from './limits/request-limiter.ts';
+import { RequestLimits } from './limits/request-limits.ts';
 import { limitConnections } from './proxy/connection-limits.ts';
 import { StreamSlots } from './proxy/stream-slots.ts';
 import { createTracing } from './tracing/create-tracing.ts';
@@ -58,7 +58,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
   const brokerIssuer = brokerIssuerOf(config);
   const issuersOf = (of: Config) => [...(brokerIssuer ? [brokerIssuer] : []), ...of.authorization_servers.map((server) => server.issuer)];
   const metrics = new Metrics(issuersOf(config), { version: packageVersion() });
-  const requestLimiter = createRequestLimiter(config, { registry: metrics.registry, logger });
+  const requestLimits = new RequestLimits({ registry: metrics.registry, logger });
   const broker = config.broker ? await createBroker(config, config.broker, { logger, metrics }) : undefined;
   const tracing = await createTracing(config, logger, packageVersion());
   // The session table and a stdio upstream each learn when the other lets a session go.
@@ -75,13 +75,14 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     sessions,
     streams: new StreamSlots({ total: config.limits.max_streams, perPrincipal: config.limits.max_streams_per_principal }),
     onSessionEnd: (sessionId) => sessions?.forget(sessionId),
-    requestLimiter,
+    requestLimits,
     tracing,
   };
   try {
     current = await buildGeneration(config, shared);
   } catch (error) {
     broker?.close();
+    requestLimits.close();
     void tracing?.shutdown();
     throw error;
   }
@@ -180,7 +181,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       await closed;
       await Promise.all(generations.map((generation) => generation.close()));
       broker?.close();
-      requestLimiter?.close();
+      requestLimits.close();
       // Last, so the spans of the requests drained above go out too (bounded by tracing.export_timeout).
       await tracing?.shutdown();
       process.off('unhandledRejection', onUnhandled);

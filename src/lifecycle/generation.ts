@@ -5,7 +5,7 @@ import type { Broker } from '../broker/broker.ts';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
 import { openSecretSource, type SecretSource } from '../config/secret-source.ts';
-import type { RequestLimiter } from '../limits/request-limiter.ts';
+import type { RequestLimits } from '../limits/request-limits.ts';
 import { Policy } from '../mcp/policy.ts';
 import type { SessionBinding } from '../mcp/session-binding.ts';
 import { buildProtectedResourceMetadata } from '../metadata/protected-resource.ts';
@@ -35,8 +35,8 @@ export interface SharedParts {
   readonly streams: StreamSlots;
   /** A session ended at the upstream: the session table lets it go. */
   readonly onSessionEnd: (sessionId: string) => void;
-  /** `limits.requests`, built once: its buckets (and a Redis connection) outlive any one config. */
-  readonly requestLimiter: RequestLimiter | undefined;
+  /** `limits.requests`: each config gets its limiter, over buckets (and a Redis connection) that outlive it. */
+  readonly requestLimits: RequestLimits;
   /** OpenTelemetry traces, made once (a reload may not change `tracing`); undefined when off. */
   readonly tracing: Tracing | undefined;
 }
@@ -89,6 +89,8 @@ const VERIFIER_CHECK_MIN_MS = 100;
  * memory). Throws ConfigError when a secret it needs cannot be read, closing what it built.
  */
 export async function buildGeneration(config: Config, shared: SharedParts, previous?: Generation): Promise<Generation> {
+  // First, as it may throw (an unreadable store URL) before anything here needs closing.
+  const requestLimiter = shared.requestLimits.limiterFor(config);
   const verification = previous && sameVerification(previous.config, config) ? previous.verification : startVerification(config, shared);
   let forwarding: Forwarding;
   try {
@@ -118,7 +120,7 @@ export async function buildGeneration(config: Config, shared: SharedParts, previ
     inFlight,
     mcpMetrics: shared.mcpMetrics,
     streams: shared.streams,
-    requestLimiter: shared.requestLimiter,
+    requestLimiter,
     tracing: shared.tracing,
   });
   const prepared = own.verification

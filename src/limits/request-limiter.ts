@@ -1,10 +1,7 @@
-import type { Registry } from 'prom-client';
 import type { Principal } from '../auth/principal.ts';
 import type { Config } from '../config/schema.ts';
-import type { Logger } from '../observability/logger.ts';
-import { LIMIT_SCOPES, RequestLimitMetrics, type LimitScope } from '../observability/request-limit-metrics.ts';
-import type { Decision, Draw } from './bucket-store.ts';
-import { openLimitStore } from './limit-store.ts';
+import { LIMIT_SCOPES, type LimitScope, type RequestLimitMetrics } from '../observability/request-limit-metrics.ts';
+import type { BucketStore, Decision, Draw } from './bucket-store.ts';
 import { secondsUntilToken, type BucketRate } from './token-buckets.ts';
 
 /** What the limits say of one request; `rateLimit` is its RateLimit field, absent when the store could not say. */
@@ -18,7 +15,13 @@ export interface RequestLimiter {
   readonly policy: string;
   /** Takes the request's token from each configured scope's bucket; `ip` is the socket's address, `tokenHash` the token's short hash. */
   decide(principal: Principal, ip: string, tokenHash: string | undefined): Verdict | Promise<Verdict>;
-  close(): void;
+}
+
+export interface LimiterParts {
+  readonly store: BucketStore;
+  readonly metrics: RequestLimitMetrics;
+  /** A decision the store could not make: told to the log (sparingly). */
+  readonly onStoreError: (error: unknown, action: 'allow' | 'deny') => void;
 }
 
 interface ScopeLimit {
@@ -27,30 +30,28 @@ interface ScopeLimit {
   readonly rate: BucketRate;
 }
 
-/** Store failures are logged at most this often: an outage must not turn into one line per request. */
-const STORE_ERROR_LOG_MS = 10_000;
-
 /** A request no configured scope applies to (per_client only, and a token naming no client); or a store failure let through. */
 const NOTHING_TO_COUNT: Verdict = { kind: 'allow', rateLimit: undefined };
 const UNAVAILABLE: Verdict = { kind: 'unavailable' };
 
-/**
- * The request limits of `limits.requests`, or undefined when none is set, so the pipeline has no stage
- * for them at all. Throws a ConfigError when a Redis store's URL cannot be read.
- */
-export function createRequestLimiter(config: Config, deps: { registry: Registry; logger: Logger }): RequestLimiter | undefined {
-  const { requests, store: storeSettings, on_store_error: onStoreError } = config.limits;
+/** The configured scopes, in a fixed order (principal, client, ip); empty when `limits.requests` sets no number. */
+export function scopeLimits(requests: Config['limits']['requests']): ScopeLimit[] {
   const limits: ScopeLimit[] = [];
   for (const scope of LIMIT_SCOPES) {
     const limit = requests[`per_${scope}`];
     if (limit !== undefined) limits.push({ scope, bucket: `requests:${scope}`, rate: { limit, windowMs: requests.window } });
   }
+  return limits;
+}
+
+/** The limiter of one config's `limits`, drawing from `parts.store`; undefined when no limit is set. */
+export function createRequestLimiter(settings: Config['limits'], parts: LimiterParts): RequestLimiter | undefined {
+  const limits = scopeLimits(settings.requests);
   if (limits.length === 0) return undefined;
-  const { store, close } = openLimitStore(storeSettings);
-  const metrics = new RequestLimitMetrics(deps.registry);
-  const windowSeconds = Math.max(1, Math.ceil(requests.window / 1000));
+  const { store, metrics } = parts;
+  const onStoreError = settings.on_store_error;
+  const windowSeconds = Math.max(1, Math.ceil(settings.requests.window / 1000));
   const policy = limits.map(({ scope, rate }) => `"${scope}";q=${rate.limit};w=${windowSeconds}`).join(', ');
-  const logStoreError = throttledLog(deps.logger, onStoreError);
 
   const verdictOf = (draws: readonly Draw[], scopes: readonly LimitScope[], decision: Decision): Verdict => {
     let rateLimit = '';
@@ -68,7 +69,7 @@ export function createRequestLimiter(config: Config, deps: { registry: Registry;
   };
   const failed = (error: unknown): Verdict => {
     metrics.storeError(onStoreError);
-    logStoreError(error);
+    parts.onStoreError(error, onStoreError);
     return onStoreError === 'allow' ? NOTHING_TO_COUNT : UNAVAILABLE;
   };
 
@@ -93,7 +94,6 @@ export function createRequestLimiter(config: Config, deps: { registry: Registry;
       if (!(decision instanceof Promise)) return verdictOf(draws, scopes, decision);
       return decision.then((settled) => verdictOf(draws, scopes, settled), failed);
     },
-    close,
   };
 }
 
@@ -106,20 +106,4 @@ function keyOf(scope: LimitScope, principal: Principal, ip: string, tokenHash: s
   if (scope === 'ip') return ip;
   if (scope === 'client') return principal.clientId === undefined ? undefined : `${principal.issuer} ${principal.clientId}`;
   return `${principal.issuer} ${principal.subject ?? tokenHash}`;
-}
-
-/** One warning per STORE_ERROR_LOG_MS at most, saying how many failures went unlogged before it. */
-function throttledLog(logger: Logger, action: 'allow' | 'deny'): (error: unknown) => void {
-  let last = -Infinity;
-  let unlogged = 0;
-  return (error) => {
-    const now = Date.now();
-    if (now - last < STORE_ERROR_LOG_MS) {
-      unlogged += 1;
-      return;
-    }
-    logger.warn({ err: error instanceof Error ? error.message : String(error), on_store_error: action, unlogged_failures: unlogged }, 'rate limit store failed');
-    last = now;
-    unlogged = 0;
-  };
 }

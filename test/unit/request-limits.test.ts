@@ -1,11 +1,12 @@
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Principal } from '../../src/auth/principal.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { MemoryBuckets, waitSeconds, type Draw } from '../../src/limits/bucket-store.ts';
-import { createRequestLimiter, type Verdict } from '../../src/limits/request-limiter.ts';
+import type { Verdict } from '../../src/limits/request-limiter.ts';
+import { RequestLimits } from '../../src/limits/request-limits.ts';
 import { secondsUntilToken, TokenBuckets } from '../../src/limits/token-buckets.ts';
-import { Registry } from 'prom-client';
-import { pino } from 'pino';
 
 const rate = { limit: 4, windowMs: 2_000 };
 
@@ -71,10 +72,10 @@ describe('memory bucket store', () => {
 
 describe('the request limiter', () => {
   const principal = (subject: string, clientId?: string): Principal => ({ issuer: 'https://idp.example', subject, clientId, scopes: new Set(), expiresAt: undefined, claims: {} });
-  const limiterOf = (limits: Record<string, unknown>) => {
-    const config = validateConfig({ resource: { url: 'https://mcp.example.com/mcp' }, authorization_servers: [{ issuer: 'https://idp.example' }], upstream: { url: 'http://127.0.0.1:3000' }, limits });
-    return createRequestLimiter(config, { registry: new Registry(), logger: pino({ level: 'silent' }) });
-  };
+  const configOf = (limits: Record<string, unknown>) =>
+    validateConfig({ resource: { url: 'https://mcp.example.com/mcp' }, authorization_servers: [{ issuer: 'https://idp.example' }], upstream: { url: 'http://127.0.0.1:3000' }, limits });
+  const limitsOf = () => new RequestLimits({ registry: new Registry(), logger: pino({ level: 'silent' }) });
+  const limiterOf = (limits: Record<string, unknown>) => limitsOf().limiterFor(configOf(limits));
   beforeEach(() => vi.useFakeTimers({ now: 0 }));
   afterEach(() => vi.useRealTimers());
 
@@ -103,5 +104,16 @@ describe('the request limiter', () => {
     expect(limiter.decide(anonymous, '10.0.0.1', 'hash-1')).toEqual({ kind: 'allow', rateLimit: '"principal";r=0;t=60' });
     expect(limiter.decide(anonymous, '10.0.0.1', 'hash-2')).toEqual({ kind: 'allow', rateLimit: '"principal";r=0;t=60' });
     expect((limiter.decide(anonymous, '10.0.0.1', 'hash-1') as Verdict).kind).toBe('limit');
+  });
+
+  it('keeps what was spent across a reload that changes the rates (the buckets outlive the limiter)', () => {
+    const limits = limitsOf();
+    const before = limits.limiterFor(configOf({ requests: { per_principal: 2, window: '1m' } }))!;
+    before.decide(principal('alice'), '10.0.0.1', undefined);
+    before.decide(principal('alice'), '10.0.0.1', undefined);
+    const after = limits.limiterFor(configOf({ requests: { per_principal: 3, window: '1m' } }))!;
+    expect(after.policy).toBe('"principal";q=3;w=60');
+    expect(after.decide(principal('alice'), '10.0.0.1', undefined)).toEqual({ kind: 'limit', rateLimit: '"principal";r=0;t=20', retryAfter: 20 });
+    expect(limits.limiterFor(configOf({}))).toBeUndefined();
   });
 });

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuthFailure } from '../auth/failure.ts';
 import type { Verdict } from '../limits/request-limiter.ts';
 import type { Access } from './access.ts';
@@ -16,7 +16,7 @@ export function limitRequests(parts: PipelineParts, next: Step): Step {
   const limiter = parts.requestLimiter;
   if (!limiter) return next;
   const { policy } = limiter;
-  const answer = (req: Parameters<Step>[0], res: ServerResponse, access: Access, verdict: Verdict): void | Promise<void> => {
+  const answer = (req: IncomingMessage, res: ServerResponse, access: Access, verdict: Verdict): void | Promise<void> => {
     const issuer = access.principal!.issuer;
     if (verdict.kind === 'unavailable') return refuse(parts, res, access, new AuthFailure('rate_limit_unavailable', undefined, issuer));
     if (verdict.rateLimit !== undefined) {

@@ -104,6 +104,25 @@ describe('request rate limits', () => {
     }
   });
 
+  it('follow a reload: limits removed let the next request through bare, limits put back find the bucket as it was left', async () => {
+    const stack = await startStack(withLimits({ requests: { per_principal: 2, window: '1m' } }));
+    try {
+      const alice = await bearer(stack, 'alice');
+      for (let i = 0; i < 2; i += 1) expect(await status(stack, alice)).toBe(200);
+      expect(await status(stack, alice)).toBe(429);
+      const limited = stack.config;
+      expect(await stack.warden.reload({ ...limited, limits: { ...limited.limits, requests: { window: 60_000 } } })).toMatchObject({ ok: true });
+      const bare = await post(stack, alice);
+      await bare.arrayBuffer();
+      expect(bare.status).toBe(200);
+      expect(bare.headers.get('ratelimit')).toBeNull();
+      expect(await stack.warden.reload(limited)).toMatchObject({ ok: true });
+      expect(await status(stack, alice)).toBe(429);
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('without limits, answers carry no RateLimit fields', async () => {
     const stack = await startStack();
     try {

@@ -33,6 +33,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
   const handle = chain(parts, [screen, legacyDiscovery, publicRoutes, checkOrigin, authenticate, proveKey, limitRequests, admit, inspect, watchAnswers, credential], forward);
   const finish = settle(parts);
   const { inFlight, logger, tracing } = parts;
+  const traceScope = tracing?.scopeFor(parts.config);
 
   /** A fault of the proxy itself, not of the request: logged, and a 500 if the client can still get one. */
   const failed = (res: ServerResponse, access: Access, error: unknown): void => {
@@ -46,7 +47,7 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     const requestId = typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID();
     res.setHeader('x-request-id', requestId);
     const access = new Access(req, requestId, inFlight.begin());
-    if (tracing) access.trace = tracing.begin(req);
+    if (tracing) access.trace = tracing.begin(req, traceScope!);
     res.once('close', () => {
       inFlight.end(access.ticket);
       finish(req, res, access);

@@ -1,4 +1,3 @@
-import type { Attributes } from '@opentelemetry/api';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { resolveTracingSettings } from './settings.ts';
@@ -15,12 +14,5 @@ export async function createTracing(config: Config, logger: Logger, version: str
   const endpoint = new URL(settings.url);
   // Origin and path only: a URL from the environment may carry credentials.
   logger.info({ endpoint: `${endpoint.origin}${endpoint.pathname}`, service_name: settings.serviceName, sample_ratio: settings.sampleRatio }, 'tracing on');
-  return new Tracing(settings, { resourcePath: new URL(config.resource.url).pathname, upstream: upstreamAttributes(config) }, logger, version);
-}
-
-/** Where the upstream call goes, on every upstream span. */
-function upstreamAttributes(config: Config): Attributes {
-  if (!config.upstream.url) return { 'mcp_warden.upstream.kind': 'stdio' };
-  const url = new URL(config.upstream.url);
-  return { 'mcp_warden.upstream.kind': 'http', 'server.address': url.hostname, 'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
+  return new Tracing(settings, logger, version);
 }

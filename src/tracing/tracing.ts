@@ -4,6 +4,8 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
 import { openSecretSource, type SecretSource } from '../config/secret-source.ts';
+import type { Attributes } from '@opentelemetry/api';
+import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { runForRequest } from './child-spans.ts';
 import { ReportedExporter } from './reported-exporter.ts';
@@ -19,11 +21,11 @@ const MAX_EXPORT_BATCH = 512;
  */
 export class Tracing {
   readonly #provider: TracerProvider;
-  readonly #scope: TraceScope;
+  readonly #base: Pick<TraceScope, 'tracer' | 'propagator' | 'includeSubject'>;
   readonly #secrets: ReadonlyArray<SecretSource>;
   readonly #shutdownBoundMs: number;
 
-  constructor(settings: TracingSettings, scope: Omit<TraceScope, 'tracer' | 'propagator' | 'includeSubject'>, logger: Logger, version: string) {
+  constructor(settings: TracingSettings, logger: Logger, version: string) {
     const secrets = Object.entries(settings.headers).map(([name, ref]) => [name, openSecretSource(ref)] as const);
     this.#secrets = secrets.map(([, source]) => source);
     for (const [name, source] of secrets) {
@@ -53,13 +55,18 @@ export class Tracing {
         }),
       ],
     });
-    this.#scope = { ...scope, tracer: this.#provider.getTracer('mcp-warden', version), propagator: new W3CTraceContextPropagator(), includeSubject: settings.includeSubject };
+    this.#base = { tracer: this.#provider.getTracer('mcp-warden', version), propagator: new W3CTraceContextPropagator(), includeSubject: settings.includeSubject };
     this.#shutdownBoundMs = settings.exportTimeoutMs;
   }
 
+  /** What the spans of one config's requests share: a reload may change the resource's path and the upstream. */
+  scopeFor(config: Config): TraceScope {
+    return { ...this.#base, resourcePath: new URL(config.resource.url).pathname, upstream: upstreamAttributes(config) };
+  }
+
   /** The request's SERVER span, started now, under the client's `traceparent` when it sent a valid one. */
-  begin(req: IncomingMessage): RequestTrace {
-    return new RequestTrace(this.#scope, req);
+  begin(req: IncomingMessage, scope: TraceScope): RequestTrace {
+    return new RequestTrace(scope, req);
   }
 
   /** Runs a pipeline step as `trace`'s request: key fetches, introspection and token requests it causes become its child spans. */
@@ -76,4 +83,11 @@ export class Tracing {
     clearTimeout(timer);
     for (const source of this.#secrets) source.close();
   }
+}
+
+/** Where the upstream call goes, on every upstream span. */
+function upstreamAttributes(config: Config): Attributes {
+  if (!config.upstream.url) return { 'mcp_warden.upstream.kind': 'stdio' };
+  const url = new URL(config.upstream.url);
+  return { 'mcp_warden.upstream.kind': 'http', 'server.address': url.hostname, 'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
 }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMcpServer } from '../../demo/mcp-server.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.ts';
 import { INITIALIZE, MCP_HEADERS, startStack, waitFor, type Stack } from '../helpers/stack.ts';
 import { startStdioStack, testServer, textOf } from '../helpers/stdio-stack.ts';
@@ -173,6 +174,27 @@ describe('tracing the calls a request makes to its authorization server', () => 
       expectNoSecrets(spans, [token, upstreamBearer.slice(7), stack.as.upstreamClients!.basic.client_secret]);
     } finally {
       await stack.close();
+    }
+  });
+});
+
+describe('a reload', () => {
+  it('names the new upstream on the spans of the requests after it', async () => {
+    const receiver = await startOtlpReceiver();
+    const stack = await startStack(tracingTo(receiver.url));
+    const second = await startMcpServer();
+    try {
+      const next = { ...stack.config, upstream: { ...stack.config.upstream, url: second.origin } };
+      expect(await stack.warden.reload(next)).toMatchObject({ ok: true });
+      const traceId = traceIdOf(8);
+      expect((await post(stack, { authorization: `Bearer ${await validToken(stack)}`, traceparent: traceparentOf(traceId) })).status).toBe(200);
+      const upstream = (await spansOf(receiver, traceId, 2)).find((span) => span.kind === CLIENT)!;
+      expect(upstream.attributes['server.port']).toBe(Number(new URL(second.origin).port));
+      expect(second.requests.at(-1)!.headers.traceparent).toBe(`00-${traceId}-${upstream.spanId}-01`);
+    } finally {
+      await stack.close();
+      await second.close();
+      await receiver.close();
     }
   });
 });

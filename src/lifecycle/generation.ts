@@ -82,6 +82,8 @@ export interface Generation {
 }
 
 const VERIFIER_CHECK_MIN_MS = 100;
+const CREDENTIAL_WAIT_MS = 10_000;
+const CREDENTIAL_POLL_MS = 50;
 
 /**
  * Builds the generation for `config`, taking over from `previous` what `config` leaves unchanged (the
@@ -123,13 +125,18 @@ export async function buildGeneration(config: Config, shared: SharedParts, previ
     requestLimiter,
     tracing: shared.tracing,
   });
-  const prepared = own.verification
+  const keysReady = own.verification
     ? verifier.prepare().then((failures) => {
         if (verifier.ready) return;
         const problems = [...failures].map(([issuer, error]) => ({ path: 'authorization_servers', message: `${issuer}: cannot verify tokens yet (${error.message})` }));
-        throw new ConfigError('config', problems.length > 0 ? problems : [{ path: 'authorization_servers', message: 'the verifier is not ready' }]);
+        // The upkeep may have tried first (one fetch is shared): then the failure is only known as not ready.
+        const issuers = config.authorization_servers.map((server) => server.issuer).join(', ');
+        throw new ConfigError('config', problems.length > 0 ? problems : [{ path: 'authorization_servers', message: `${issuers}: cannot verify tokens yet (no signing keys could be fetched)` }]);
       })
     : Promise.resolve();
+  // A new credential that fetches a token of its own (client credentials) has it before it serves.
+  const credentialReady = own.forwarding ? whenTrue(() => credential.ready !== false, CREDENTIAL_WAIT_MS, 'upstream.credential', 'its first token did not come') : Promise.resolve();
+  const prepared = Promise.all([keysReady, credentialReady]).then(() => undefined);
   let retired = false;
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -159,6 +166,19 @@ export async function buildGeneration(config: Config, shared: SharedParts, previ
     },
     close,
   };
+}
+
+/** Resolves once `condition` holds, or rejects with a ConfigError at `path` after `timeoutMs`. */
+function whenTrue(condition: () => boolean, timeoutMs: number, path: string, problem: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (condition()) return resolve();
+      if (Date.now() >= deadline) return reject(new ConfigError('config', [{ path, message: problem }]));
+      setTimeout(check, CREDENTIAL_POLL_MS).unref();
+    };
+    check();
+  });
 }
 
 function same(a: unknown, b: unknown): boolean {

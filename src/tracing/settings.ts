@@ -9,6 +9,8 @@ const DEFAULT_SAMPLE_RATIO = 1;
 const TRACES_PATH = 'v1/traces';
 /** How long finished spans wait to be sent together (the SDK's default), unless OTEL_BSP_SCHEDULE_DELAY says otherwise. */
 const DEFAULT_SCHEDULE_DELAY_MS = 5000;
+/** Spans per export (the SDK's default), unless OTEL_BSP_MAX_EXPORT_BATCH_SIZE says otherwise; never more than the queue. */
+const DEFAULT_EXPORT_BATCH = 512;
 
 /** Tracing as it runs: the config and the standard OTEL_* variables, resolved once at start. */
 export interface TracingSettings {
@@ -23,6 +25,7 @@ export interface TracingSettings {
   readonly maxQueue: number;
   readonly exportTimeoutMs: number;
   readonly scheduleDelayMs: number;
+  readonly exportBatch: number;
 }
 
 /**
@@ -38,6 +41,7 @@ export function resolveTracingSettings(config: TracingConfig, env: NodeJS.Proces
   const envRatio = Number(env.OTEL_TRACES_SAMPLER_ARG);
   const useEnvRatio = config.sample_ratio === DEFAULT_SAMPLE_RATIO && env.OTEL_TRACES_SAMPLER_ARG?.trim() && envRatio >= 0 && envRatio <= 1;
   const envDelay = Number(env.OTEL_BSP_SCHEDULE_DELAY);
+  const envBatch = Number(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE);
   return {
     url,
     serviceName: config.service_name === DEFAULT_SERVICE_NAME && env.OTEL_SERVICE_NAME?.trim() ? env.OTEL_SERVICE_NAME.trim() : config.service_name,
@@ -48,6 +52,7 @@ export function resolveTracingSettings(config: TracingConfig, env: NodeJS.Proces
     // The exporter refuses a timeout of 0 (`0s` passes the schema): the least it takes is 1 ms.
     exportTimeoutMs: Math.max(1, config.export_timeout),
     scheduleDelayMs: env.OTEL_BSP_SCHEDULE_DELAY?.trim() && envDelay > 0 ? envDelay : DEFAULT_SCHEDULE_DELAY_MS,
+    exportBatch: Math.min(config.max_queue, Number.isInteger(envBatch) && envBatch > 0 ? envBatch : DEFAULT_EXPORT_BATCH),
   };
 }
 

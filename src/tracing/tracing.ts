@@ -12,7 +12,6 @@ import { ReportedExporter } from './reported-exporter.ts';
 import { RequestTrace, type TraceScope } from './request-trace.ts';
 import type { TracingSettings } from './settings.ts';
 
-const MAX_EXPORT_BATCH = 512;
 
 /**
  * OpenTelemetry traces of the main port, sent over OTLP/HTTP. Spans wait in a bounded queue and go out
@@ -49,7 +48,7 @@ export class Tracing {
         new BatchSpanProcessor({
           exporter: new ReportedExporter(exporter, logger),
           maxQueueSize: settings.maxQueue,
-          maxExportBatchSize: Math.min(MAX_EXPORT_BATCH, settings.maxQueue),
+          maxExportBatchSize: settings.exportBatch,
           exportTimeoutMillis: settings.exportTimeoutMs,
           scheduledDelayMillis: settings.scheduleDelayMs,
         }),

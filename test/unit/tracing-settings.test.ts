@@ -43,4 +43,10 @@ describe('tracing settings: the config and the standard OTEL_* variables', () =>
   it('bounds the queue and each export as configured', () => {
     expect(resolveTracingSettings(configOf({ endpoint: 'http://c:4318', max_queue: 128, export_timeout: '2s' }), {})).toMatchObject({ maxQueue: 128, exportTimeoutMs: 2000 });
   });
+
+  it('batches 512 spans per export, OTEL_BSP_MAX_EXPORT_BATCH_SIZE of them if set, never more than the queue holds', () => {
+    expect(resolveTracingSettings(configOf({ endpoint: 'http://c:4318' }), {})?.exportBatch).toBe(512);
+    expect(resolveTracingSettings(configOf({ endpoint: 'http://c:4318' }), { OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '100' })?.exportBatch).toBe(100);
+    expect(resolveTracingSettings(configOf({ endpoint: 'http://c:4318', max_queue: 64 }), {})?.exportBatch).toBe(64);
+  });
 });

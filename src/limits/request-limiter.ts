@@ -85,12 +85,7 @@ export function createRequestLimiter(settings: Config['limits'], parts: LimiterP
         scopes.push(scope);
       }
       if (draws.length === 0) return NOTHING_TO_COUNT;
-      let decision: Decision | Promise<Decision>;
-      try {
-        decision = store.take(draws);
-      } catch (error) {
-        return failed(error);
-      }
+      const decision = store.take(draws);
       if (!(decision instanceof Promise)) return verdictOf(draws, scopes, decision);
       return decision.then((settled) => verdictOf(draws, scopes, settled), failed);
     },

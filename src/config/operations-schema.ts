@@ -10,9 +10,10 @@ export const tracing = z
   .strictObject({
     /** The collector's OTLP/HTTP traces URL, e.g. http://otel-collector:4318/v1/traces. */
     endpoint: httpUrl().optional(),
-    service_name: text().pipe(z.string().min(1).max(200)).default('mcp-warden'),
-    /** Share of new traces recorded (a client's sampled `traceparent` is followed). */
-    sample_ratio: z.number().min(0).max(1).default(1),
+    /** Default: OTEL_SERVICE_NAME, else mcp-warden. */
+    service_name: text().pipe(z.string().min(1).max(200)).optional(),
+    /** Share of new traces recorded (a client's sampled `traceparent` is followed). Default: OTEL_TRACES_SAMPLER_ARG, else 1. */
+    sample_ratio: z.number().min(0).max(1).optional(),
     /** Headers for the collector (e.g. its API key), each a secret reference. */
     headers: z.record(headerName(), secret()).default({}),
     /** Whether spans carry the principal's subject; the issuer and client id are always there. */
@@ -20,7 +21,7 @@ export const tracing = z
     /** Spans waiting for export; beyond, new ones are dropped. */
     max_queue: count(2048, 64, 100_000),
     /** One export's limit; a collector slower than this loses that batch. */
-    export_timeout: duration('5s', 60_000),
+    export_timeout: duration('5s', 60_000).refine((ms) => ms >= 1, 'must be at least 1ms'),
   })
   .prefault({});
 

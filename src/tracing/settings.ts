@@ -3,7 +3,7 @@ import type { SecretRef } from '../config/secret-ref.ts';
 
 type TracingConfig = Config['tracing'];
 
-/** The schema's defaults: a key at its default counts as not given, so the standard variable may set it. */
+/** What a key neither the config nor the standard variables give is. */
 const DEFAULT_SERVICE_NAME = 'mcp-warden';
 const DEFAULT_SAMPLE_RATIO = 1;
 const TRACES_PATH = 'v1/traces';
@@ -31,26 +31,25 @@ export interface TracingSettings {
 /**
  * On when `tracing.endpoint` is set, else when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as is) or
  * OTEL_EXPORTER_OTLP_ENDPOINT (plus /v1/traces) is; off (undefined) otherwise, or with OTEL_SDK_DISABLED=true.
- * The config wins where both are given; `service_name` and `sample_ratio` left at their defaults yield
- * to OTEL_SERVICE_NAME and OTEL_TRACES_SAMPLER_ARG.
+ * The config wins where both are given: `service_name` and `sample_ratio` left out yield to
+ * OTEL_SERVICE_NAME and OTEL_TRACES_SAMPLER_ARG.
  */
 export function resolveTracingSettings(config: TracingConfig, env: NodeJS.ProcessEnv = process.env): TracingSettings | undefined {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return undefined;
   const url = endpointOf(config.endpoint, env);
   if (!url) return undefined;
   const envRatio = Number(env.OTEL_TRACES_SAMPLER_ARG);
-  const useEnvRatio = config.sample_ratio === DEFAULT_SAMPLE_RATIO && env.OTEL_TRACES_SAMPLER_ARG?.trim() && envRatio >= 0 && envRatio <= 1;
+  const envRatioGiven = Boolean(env.OTEL_TRACES_SAMPLER_ARG?.trim()) && envRatio >= 0 && envRatio <= 1;
   const envDelay = Number(env.OTEL_BSP_SCHEDULE_DELAY);
   const envBatch = Number(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE);
   return {
     url,
-    serviceName: config.service_name === DEFAULT_SERVICE_NAME && env.OTEL_SERVICE_NAME?.trim() ? env.OTEL_SERVICE_NAME.trim() : config.service_name,
-    sampleRatio: useEnvRatio ? envRatio : config.sample_ratio,
+    serviceName: config.service_name ?? (env.OTEL_SERVICE_NAME?.trim() || DEFAULT_SERVICE_NAME),
+    sampleRatio: config.sample_ratio ?? (envRatioGiven ? envRatio : DEFAULT_SAMPLE_RATIO),
     headers: config.headers,
     includeSubject: config.include_subject,
     maxQueue: config.max_queue,
-    // The exporter refuses a timeout of 0 (`0s` passes the schema): the least it takes is 1 ms.
-    exportTimeoutMs: Math.max(1, config.export_timeout),
+    exportTimeoutMs: config.export_timeout,
     scheduleDelayMs: env.OTEL_BSP_SCHEDULE_DELAY?.trim() && envDelay > 0 ? envDelay : DEFAULT_SCHEDULE_DELAY_MS,
     exportBatch: Math.min(config.max_queue, Number.isInteger(envBatch) && envBatch > 0 ? envBatch : DEFAULT_EXPORT_BATCH),
   };

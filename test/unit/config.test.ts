@@ -40,7 +40,7 @@ describe('config', () => {
       store: { type: 'memory', max_keys: 100_000 },
       on_store_error: 'allow',
     });
-    expect(config.tracing).toMatchObject({ sample_ratio: 1, include_subject: false });
+    expect(config.tracing).toMatchObject({ include_subject: false, max_queue: 2048 });
     expect(config.tracing.endpoint).toBeUndefined();
     expect(config.upstream.strip_response_headers).toEqual([]);
     expect(config.authorization_servers[0]).toMatchObject({ algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'], require_at_jwt_typ: true });

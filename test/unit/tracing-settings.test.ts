@@ -29,10 +29,16 @@ describe('tracing settings: the config and the standard OTEL_* variables', () =>
     expect(resolveTracingSettings(configOf({ endpoint: 'http://collector:4318' }), { OTEL_SDK_DISABLED: 'true' })).toBeUndefined();
   });
 
-  it('lets OTEL_SERVICE_NAME and OTEL_TRACES_SAMPLER_ARG set what the config leaves at its default', () => {
+  it('lets OTEL_SERVICE_NAME and OTEL_TRACES_SAMPLER_ARG set what the config leaves out, and the config win even when it says the default', () => {
     const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://b:4318', OTEL_SERVICE_NAME: 'gateway-7', OTEL_TRACES_SAMPLER_ARG: '0.25' };
     expect(resolveTracingSettings(configOf(), env)).toMatchObject({ serviceName: 'gateway-7', sampleRatio: 0.25 });
     expect(resolveTracingSettings(configOf({ service_name: 'from-config', sample_ratio: 0.5 }), env)).toMatchObject({ serviceName: 'from-config', sampleRatio: 0.5 });
+    expect(resolveTracingSettings(configOf({ service_name: 'mcp-warden', sample_ratio: 1 }), env)).toMatchObject({ serviceName: 'mcp-warden', sampleRatio: 1 });
+    expect(resolveTracingSettings(configOf(), { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://b:4318' })).toMatchObject({ serviceName: 'mcp-warden', sampleRatio: 1 });
+  });
+
+  it('refuses an export timeout of 0: the exporter takes none', () => {
+    expect(() => configOf({ endpoint: 'http://c:4318', export_timeout: '0s' })).toThrow(/at least 1ms/);
   });
 
   it('ignores a sampler argument that is not a ratio', () => {

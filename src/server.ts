@@ -8,6 +8,7 @@ import { brokerIssuerOf } from './broker/endpoints.ts';
 import { ConfigError, type ConfigProblem } from './config/errors.ts';
 import { changedSections, reloadRefusals } from './config/reload-rules.ts';
 import type { Config } from './config/schema.ts';
+import { ConfigReloader } from './lifecycle/config-reloader.ts';
 import { buildGeneration, type Generation, type SharedParts } from './lifecycle/generation.ts';
 import type { InFlight } from './lifecycle/in-flight.ts';
 import { Readiness } from './lifecycle/readiness.ts';
@@ -16,6 +17,7 @@ import { SessionBinding } from './mcp/session-binding.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { McpMetrics } from './observability/mcp-metrics.ts';
 import { Metrics } from './observability/metrics.ts';
+import { ReloadMetrics, type ReloadResult } from './observability/reload-metrics.ts';
 import { UpstreamTokenMetrics } from './observability/upstream-token-metrics.ts';
 import { packageVersion } from './package-version.ts';
 import { RequestLimits } from './limits/request-limits.ts';
@@ -39,6 +41,8 @@ export interface Warden {
    * cannot take (see reload-rules.ts) or needs a secret or keys that cannot be had: the current config stays.
    */
   reload(next: Config): Promise<ReloadOutcome>;
+  /** Reads the config file again and reloads it (SIGHUP); undefined when the warden was started without one. */
+  readonly reloadFile: (() => Promise<ReloadResult>) | undefined;
   /** SIGTERM behaviour: not ready, stop accepting, let requests finish within the grace, close streams. */
   shutdown(): Promise<void>;
 }
@@ -47,6 +51,10 @@ export type ReloadOutcome = { readonly ok: true; readonly changed: readonly stri
 
 export interface StartOptions {
   readonly logger?: Logger;
+  /** The file the config came from: watched, and reloaded when its content changes. */
+  readonly configFile?: string;
+  /** How often the config file is looked at (default 2 s). */
+  readonly configPollMs?: number;
 }
 
 /** The composition root: builds every part from the config, joins auth and proxy, and listens. */
@@ -158,10 +166,15 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
     return reloading;
   };
 
+  const reloadMetrics = new ReloadMetrics(metrics.registry);
+  const reloader = options.configFile ? new ConfigReloader({ path: options.configFile, apply: reload, logger, metrics: reloadMetrics, periodMs: options.configPollMs }) : undefined;
+  reloader?.watch();
+
   const shutdown = () =>
     (shuttingDown ??= (async () => {
       readiness.startDraining();
       tlsFiles?.close();
+      reloader?.close();
       const generations = [...live];
       const count = (of: (inFlight: InFlight) => number) => generations.reduce((sum, generation) => sum + of(generation.inFlight), 0);
       const grace = current!.config.lifecycle.shutdown_grace;
@@ -197,6 +210,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       return current!.config;
     },
     reload,
+    reloadFile: reloader && (() => reloader.reload('signal')),
     shutdown,
   };
 }

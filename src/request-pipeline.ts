@@ -23,8 +23,9 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /**
  * The way every request on the main port goes: Host, then what is answered without a token (2025-03-26
  * discovery when `legacy_clients` is on, metadata, preflight), then Origin, the token and its DPoP
- * proof, the request limits, scopes, the session's owner and, when rules or the audit need it, the JSON-RPC body, before
- * anything reaches the upstream; then what of the answers must be read on their way back. Deny by default.
+ * proof, the request limits, scopes, the session's owner and, when rules or the audit need it, the
+ * JSON-RPC body, before anything reaches the upstream; then what of the answers must be read on their
+ * way back. Deny by default. With tracing on, each request runs inside its span.
  *
  * A token seen before is answered without a promise, and a request that needs no body is forwarded in
  * the same turn it arrived: every promise, listener and closure per request showed in the profile.

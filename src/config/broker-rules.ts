@@ -26,6 +26,14 @@ export function brokerProblems(config: Config, requireSecureUrl: SecureUrlCheck)
   return problems;
 }
 
+/** A description is for a scope a client can be granted; any other key is a typo. */
+export function scopeDescriptionProblems(config: Config): ConfigProblem[] {
+  const supported = config.resource.scopes_supported;
+  return Object.keys(config.resource.scope_descriptions ?? {})
+    .filter((scope) => !supported.includes(scope))
+    .map((scope) => ({ path: `resource.scope_descriptions.${scope}`, message: `${scope} is not in resource.scopes_supported` }));
+}
+
 /** A pre-registered client's grants, credentials and redirect URIs must make one coherent client. */
 function clientProblems(client: PreRegisteredClient, path: string, config: Config): ConfigProblem[] {
   const problems: ConfigProblem[] = [];

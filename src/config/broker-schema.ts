@@ -7,6 +7,24 @@ import { substitute } from './substitute.ts';
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 export const CLIENT_GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', JWT_BEARER_GRANT] as const;
 
+/** A data URL the page's CSP allows as `img-src data:`; SVG in an <img> runs no script. */
+const DATA_IMAGE = /^data:image\/(png|svg\+xml|jpeg|webp);base64,[A-Za-z0-9+/]+={0,2}$/;
+
+/** The consent page's logo: fetched by the user's browser, so only over https, or inline. */
+const logoUrl = () =>
+  text().pipe(
+    z.string().max(100_000).refine((value) => DATA_IMAGE.test(value) || isHttpsUrl(value), 'expected an https:// URL or a data:image/(png|svg+xml|jpeg|webp);base64, URL'),
+  );
+
+function isHttpsUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' && url.username === '' && url.password === '' && !value.includes('#');
+  } catch {
+    return false;
+  }
+}
+
 const jwkSet = z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) });
 
 /** A JWK Set written in the YAML, or the JSON of one read from a mounted file (`${file:/path}`), at start. */
@@ -72,6 +90,8 @@ export const broker = z.strictObject({
     /** The ID token claim that names the user; it becomes the broker token's `sub`. */
     subject_claim: z.string().min(1).default('sub'),
     timeout: duration(DEFAULTS.jwksTimeout),
+    /** How the consent page names where the user signs in next; the issuer's host when omitted. */
+    display_name: text().pipe(z.string().min(1).max(80)).optional(),
   }),
   clients: z.array(preRegisteredClient).default([]),
   /** Enterprise-managed authorization: access tokens for ID-JAGs from these issuers, without a login here. */
@@ -114,7 +134,15 @@ export const broker = z.strictObject({
     })
     .prefault({}),
   /** How long a user's approval of a client is remembered; the consent page is shown again after it. */
-  consent: z.strictObject({ remember: duration(DEFAULTS.brokerConsentRemember) }).prefault({}),
+  consent: z
+    .strictObject({
+      remember: duration(DEFAULTS.brokerConsentRemember),
+      /** The consent page's heading; "Allow access?" when omitted. */
+      title: text().pipe(z.string().min(1).max(80)).optional(),
+      /** A logo above the heading: an https URL, or a base64 data URL of a PNG, SVG, JPEG or WebP image. */
+      logo_url: logoUrl().optional(),
+    })
+    .prefault({}),
   tokens: z
     .strictObject({
       access_ttl: duration(DEFAULTS.brokerAccessTtl),

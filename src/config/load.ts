@@ -5,7 +5,7 @@ import { ConfigError, type ConfigProblem } from './errors.ts';
 import { configSchema, type Config } from './schema.ts';
 import { legacyClientProblems } from './legacy-client-rules.ts';
 import { upstreamProblems } from './upstream-rules.ts';
-import { brokerProblems } from './broker-rules.ts';
+import { brokerProblems, scopeDescriptionProblems } from './broker-rules.ts';
 import { isLoopbackHost } from './urls.ts';
 
 /** Reads, substitutes and validates a YAML config file. Throws ConfigError listing every problem. */
@@ -96,6 +96,7 @@ function crossFieldProblems(config: Config): ConfigProblem[] {
   }
   if (config.authorization_servers.length === 0 && !config.broker) problems.push(NO_ISSUER);
   problems.push(...brokerProblems(config, requireSecureUrl));
+  problems.push(...scopeDescriptionProblems(config));
   const seen = new Set<string>();
   config.authorization_servers.forEach((server, index) => {
     requireSecureUrl(`authorization_servers[${index}].issuer`, server.issuer);

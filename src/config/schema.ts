@@ -46,6 +46,8 @@ const resource = z.strictObject({
   scopes_supported: z
     .array(scopeToken().refine((scope) => scope !== 'offline_access', 'offline_access is not a resource scope (MCP 2026-07-28 §10)'))
     .default([]),
+  /** What each scope lets a client do, in a few words: the broker's consent page shows them. Keys are in scopes_supported. */
+  scope_descriptions: z.record(scopeToken(), text().pipe(z.string().min(1).max(200))).optional(),
   root_metadata: z.boolean().default(true),
 });
 

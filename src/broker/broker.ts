@@ -17,7 +17,8 @@ import { methodNotAllowed, OAuthError, PUBLIC_CORS, rateLimited, readJson, sendO
 import { IdentityProvider } from './identity-provider.ts';
 import { LoginFlow } from './login-flow.ts';
 import { buildAuthorizationServerMetadata } from './metadata.ts';
-import { sendErrorPage } from './pages.ts';
+import { consentPageSettings } from './consent-page.ts';
+import { sendErrorPage } from './error-page.ts';
 import { BrokerRateLimits } from './rate-limits.ts';
 import { RedisStore } from './redis-store.ts';
 import { handleRevocation } from './revocation-endpoint.ts';
@@ -144,6 +145,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
       onEvent: (event, result) => metrics.brokerEvent(event, result),
       logger,
       limits,
+      consentPage: consentPageSettings(config.resource, settings),
     });
     // The token endpoint's proof verifier has the resource side's settings: a token it binds is one the
     // resource path will accept with a proof of the same kind.
@@ -228,7 +230,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
         } catch (error) {
           if (!(error instanceof OAuthError)) throw error;
           if (route.cors) return sendOAuthError(res, error, error.code === 'invalid_client' && req.headers.authorization ? { 'www-authenticate': 'Basic realm="mcp-warden"' } : {});
-          sendErrorPage(res, error.status, error.message);
+          sendErrorPage(res, error.status, error.message, error.status === 429 ? 'wait' : error.status >= 500 ? 'operator' : 'retry');
         }
       },
       close() {

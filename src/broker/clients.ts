@@ -19,6 +19,9 @@ export interface PreRegistered {
   readonly keys?: JWTVerifyGetKey;
 }
 
+/** How the broker knows a client, which decides what the consent page can vouch for. */
+export type ClientKind = 'pre-registered' | 'metadata-document' | 'registered';
+
 export class ClientRegistry {
   readonly #store: BrokerStore;
   readonly #preRegistered: ReadonlyMap<string, PreRegistered>;
@@ -42,6 +45,13 @@ export class ClientRegistry {
     if (known) return known;
     if (this.#documents && ClientMetadataDocuments.names(clientId)) return this.#documents.resolve(clientId);
     return this.#store.get<BrokerClient>('client', clientId);
+  }
+
+  /** Of a client `find` found: configured by the operator, fetched from its own URL, or self-registered. */
+  kindOf(clientId: string): ClientKind {
+    if (this.#preRegistered.has(clientId)) return 'pre-registered';
+    if (this.#documents && ClientMetadataDocuments.names(clientId)) return 'metadata-document';
+    return 'registered';
   }
 
   /** RFC 7591 §3.2.1: the registered metadata, with a client secret only for a confidential client. */

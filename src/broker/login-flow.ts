@@ -5,7 +5,8 @@ import type { BrowserCookies } from './cookies.ts';
 import type { BrokerEndpoints } from './endpoints.ts';
 import { readCookies, readForm, redirect } from './http.ts';
 import { LoginFailure, type IdentityProvider, type ProviderTokens } from './identity-provider.ts';
-import { sendConsentPage, sendErrorPage } from './pages.ts';
+import { sendConsentPage, type ConsentPageSettings } from './consent-page.ts';
+import { sendErrorPage } from './error-page.ts';
 import { hashSecret, matchesHash, newSecret, s256 } from './secrets.ts';
 import type { BrokerRateLimits } from './rate-limits.ts';
 import type { BrokerStore } from './store.ts';
@@ -48,6 +49,7 @@ export interface LoginFlowOptions {
   readonly limits: BrokerRateLimits;
   /** Set when the upstream gets each user's own provider token: the login's tokens are kept for it. */
   readonly userTokens: UserTokens | undefined;
+  readonly consentPage: ConsentPageSettings;
 }
 
 /**
@@ -69,12 +71,12 @@ export class LoginFlow {
     const wait = await this.#o.limits.take('authorize', req.socket.remoteAddress ?? '', params.get('client_id') ?? undefined);
     if (wait > 0) {
       this.#o.onEvent('authorize', 'rate_limited');
-      return sendErrorPage(res, 429, 'Too many sign-in attempts. Try again in a moment.', { 'retry-after': String(wait) });
+      return sendErrorPage(res, 429, 'There were too many sign-in attempts from your network or this application.', 'wait', { 'retry-after': String(wait) });
     }
     const check = await checkAuthorizationRequest(params, clients, terms);
     if (!check.ok) {
       this.#o.onEvent('authorize', check.redirect === undefined ? 'invalid_client' : check.error.code);
-      if (check.redirect === undefined) return sendErrorPage(res, 400, check.message);
+      if (check.redirect === undefined) return sendErrorPage(res, 400, check.message, 'developer');
       return this.#sendBack(res, { redirect_uri: check.redirect, state: check.state }, check.error.code, check.error.message);
     }
     this.#o.onEvent('authorize', 'ok');
@@ -93,17 +95,17 @@ export class LoginFlow {
     const origin = req.headers.origin;
     if (origin !== undefined && origin !== new URL(this.#o.endpoints.issuer).origin) {
       this.#o.onEvent('consent', 'csrf');
-      return sendErrorPage(res, 403, 'The consent form was submitted from another site.');
+      return sendErrorPage(res, 403, 'The consent form was submitted from another site, so it was not accepted.', 'retry');
     }
     const form = await readForm(req);
     const id = form.get('transaction') ?? '';
     const csrf = form.get('csrf');
     const cookie = readCookies(req).get(this.#o.cookies.name('csrf'));
     const transaction = id ? await this.#o.store.get<Transaction>('transaction', hashSecret(id)) : undefined;
-    if (!transaction) return sendErrorPage(res, 400, 'This sign-in has expired. Start again from the application.');
+    if (!transaction) return sendErrorPage(res, 400, 'This sign-in has expired.', 'retry');
     if (!csrf || cookie !== csrf || !transaction.csrfHash || !matchesHash(csrf, transaction.csrfHash)) {
       this.#o.onEvent('consent', 'csrf');
-      return sendErrorPage(res, 403, 'The consent form could not be verified. Start again from the application.');
+      return sendErrorPage(res, 403, 'The consent form could not be verified as the one this browser was shown.', 'retry');
     }
     this.#o.cookies.clear(res, 'csrf');
     const { request } = transaction;
@@ -131,13 +133,13 @@ export class LoginFlow {
     // The login cookie ties the answer to the browser that started the login (login CSRF).
     if (!id || cookie !== id) {
       this.#o.onEvent('login', 'wrong_browser');
-      return sendErrorPage(res, 400, 'This sign-in was not started in this browser. Start again from the application.');
+      return sendErrorPage(res, 400, 'This sign-in was not started in this browser.', 'retry');
     }
     this.#o.cookies.clear(res, 'login');
     const used = await this.#o.store.use<Transaction>('transaction', hashSecret(id));
     if (!used?.first) {
       this.#o.onEvent('login', 'expired');
-      return sendErrorPage(res, 400, 'This sign-in has expired or was already completed. Start again from the application.');
+      return sendErrorPage(res, 400, 'This sign-in has expired or was already completed.', 'retry');
     }
     const transaction = used.value;
     const { request } = transaction;
@@ -190,13 +192,11 @@ export class LoginFlow {
     await this.#save(id, { ...transaction, csrfHash: hashSecret(csrf) });
     this.#o.cookies.set(res, 'csrf', csrf, this.#o.loginTtlMs);
     const { request } = transaction;
-    sendConsentPage(res, {
+    sendConsentPage(res, this.#o.consentPage, {
       action: this.#o.endpoints.consent,
       transaction: id,
       csrf,
-      clientName: clientName ?? 'An unnamed application',
-      clientId: request.client_id,
-      redirectHost: new URL(request.redirect_uri).host,
+      client: { kind: this.#o.clients.kindOf(request.client_id), id: request.client_id, name: clientName, redirectUri: request.redirect_uri },
       scopes: request.scope,
       resource: request.resource,
     });
@@ -213,7 +213,7 @@ export class LoginFlow {
       });
     } catch (error) {
       this.#o.logger.error({ problem: (error as Error).message }, 'identity provider unavailable');
-      return sendErrorPage(res, 502, 'The sign-in service cannot be reached right now. Try again shortly.');
+      return sendErrorPage(res, 502, 'The sign-in service cannot be reached right now.', 'operator');
     }
     this.#o.cookies.set(res, 'login', id, this.#o.loginTtlMs);
     redirect(res, location);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { consentPageSettings } from '../../src/broker/consent-page.ts';
 import { parseConfigText } from '../../src/config/load.ts';
 import { problemsOf } from '../helpers/config-problems.ts';
 
@@ -18,6 +19,11 @@ describe('config: what the consent page shows', () => {
     expect(parsed.broker!.identity_provider.display_name).toBe('Example Login');
     expect(parsed.broker!.consent).toMatchObject({ title: 'Allow Example?', logo_url: 'https://cdn.example.com/logo.svg' });
     expect(parseConfigText(config('', `, logo_url: "${PNG}"`)).broker!.consent.logo_url).toBe(PNG);
+  });
+
+  it("names the identity provider by its issuer's host unless display_name says otherwise, and leaves title and logo to the page", () => {
+    const parsed = parseConfigText(config(''));
+    expect(consentPageSettings(parsed.resource, parsed.broker!)).toEqual({ resourceName: undefined, scopeDescriptions: {}, identityProvider: 'login.example.com', title: undefined, logoUrl: undefined });
   });
 
   it('refuses a description of a scope that is not in scopes_supported, at its YAML path', () => {

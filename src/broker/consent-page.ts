@@ -82,7 +82,7 @@ function whoIsAsking(client: ConsentClient): string {
 
 function clientCard(client: ConsentClient): string {
   const id = `<p class="small">Client id: <code>${escapeHtml(client.id)}</code></p>`;
-  const name = client.name === undefined ? 'gives no name' : `calls itself <q>${escapeHtml(client.name)}</q>`;
+  const name = client.name === undefined ? 'gives no name' : `calls itself “${escapeHtml(client.name)}”`;
   switch (client.kind) {
     case 'metadata-document':
       return `<div class="card"><p><span class="verified">Verified origin:</span> <strong class="prominent">${escapeHtml(new URL(client.id).host)}</strong></p>

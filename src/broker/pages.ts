@@ -11,13 +11,15 @@ function contentSecurityPolicy(imgSrc: string | undefined): string {
 
 /**
  * Headers of every page: never framed (clickjacking a consent button), never cached, no referrer carrying
- * the query to another site, and no sniffing the HTML as something else.
+ * the query to another site, and no sniffing the HTML as something else. `same-origin`, not `no-referrer`:
+ * under `no-referrer` browsers send `Origin: null` with the consent form's POST, which the Origin check
+ * then refuses, so no real browser could ever answer the page.
  */
 const PAGE_HEADERS = {
   'content-type': 'text/html; charset=utf-8',
   'cache-control': 'no-store',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  'referrer-policy': 'same-origin',
   'x-content-type-options': 'nosniff',
 } as const;
 

@@ -159,7 +159,7 @@ export async function startWarden(config: Config, options: StartOptions = {}): P
       metrics.trackIssuers(issuersOf(next));
       live.add(fresh);
       current = fresh;
-      previous.retire();
+      previous.retire(fresh);
       void previous.inFlight.quiet().then(() => live.delete(previous));
       return { ok: true, changed: changedSections(previous.config, next) };
     });

@@ -71,8 +71,11 @@ export interface Generation {
    * so a reload never swaps in a config that would refuse every token. Resolved at once for one taken over.
    */
   readonly prepared: Promise<void>;
-  /** Stops taking part in readiness; closes its own parts once nothing in flight needs them. */
-  retire(): void;
+  /**
+   * Stops taking part in readiness; closes its own parts once nothing in flight needs them. What the
+   * successor took over is the successor's to close from now on: it serves the successor's requests.
+   */
+  retire(successor: Generation): void;
   /** Closes its own parts now (shutdown, after the drain). */
   close(): Promise<void>;
   /** For the next generation: what it may take over. */
@@ -101,6 +104,7 @@ export async function buildGeneration(config: Config, shared: SharedParts, previ
     if (verification !== previous?.verification) closeVerification(verification);
     throw error;
   }
+  // What it closes when it goes: what it built, and later what it takes over when its predecessor retires.
   const own = { verification: verification !== previous?.verification, forwarding: forwarding !== previous?.forwarding };
   const dpop = previous && same([previous.config.tokens.dpop, previous.config.tokens.clock_tolerance], [config.tokens.dpop, config.tokens.clock_tolerance]) ? previous.dpop : dpopVerifierOf(config);
   const inFlight = new InFlight();
@@ -147,7 +151,7 @@ export async function buildGeneration(config: Config, shared: SharedParts, previ
         credential.close();
       }
     })());
-  return {
+  const generation: Generation = {
     config,
     handle,
     inFlight,
@@ -159,14 +163,24 @@ export async function buildGeneration(config: Config, shared: SharedParts, previ
     get ready() {
       return !retired && verifier.ready && credential.ready !== false;
     },
-    retire() {
+    retire(successor) {
       retired = true;
-      // What the next generation took over lives on there; the rest waits for this one's last request.
+      const theirs = OWNED.get(successor)!;
+      if (successor.verification === verification) [own.verification, theirs.verification] = [false, true];
+      if (successor.forwarding === forwarding) [own.forwarding, theirs.forwarding] = [false, true];
       if (own.verification || own.forwarding) void inFlight.quiet().then(close);
     },
     close,
   };
+  OWNED.set(generation, own);
+  return generation;
 }
+
+/**
+ * Which shared parts each generation is to close. A successor that takes a part over shares it while the
+ * retired one drains, so exactly one of them may close it: the one serving last, however many reloads later.
+ */
+const OWNED = new WeakMap<Generation, { verification: boolean; forwarding: boolean }>();
 
 /** Resolves once `condition` holds, or rejects with a ConfigError at `path` after `timeoutMs`. */
 function whenTrue(condition: () => boolean, timeoutMs: number, path: string, problem: string): Promise<void> {

@@ -101,6 +101,37 @@ describe('config reload', () => {
     }
   });
 
+  it('keeps an upstream the reload left as it was open for the calls after it, once the last call of the retired config ends', async () => {
+    const writer = await as.mintToken({ resource: mcpUrl, scope: 'mcp:read mcp:write' });
+    const connect = async (name: string) => {
+      const client = new Client({ name, version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(mcpUrl), { requestInit: { headers: { authorization: `Bearer ${writer}` } } }));
+      return client;
+    };
+    const before = await connect('before-reload');
+    let after: Client | undefined;
+    try {
+      const earlier: number[] = [];
+      const first = before.callTool({ name: 'countdown', arguments: { steps: 3, interval_ms: 150 } }, undefined, { onprogress: (event) => earlier.push(event.progress), timeout: 10_000 });
+      await waitFor(() => earlier.length >= 1, 'the call before the reload under way', 5000);
+      const longerGrace = raw(['mcp:read', 'mcp:write'], { lifecycle: { shutdown_grace: '3s' } });
+      expect(await warden.reload(parseConfigText(stringify(longerGrace)))).toEqual({ ok: true, changed: ['lifecycle'] });
+      after = await connect('after-reload');
+      const later: number[] = [];
+      const second = after.callTool({ name: 'countdown', arguments: { steps: 8, interval_ms: 150 } }, undefined, { onprogress: (event) => later.push(event.progress), timeout: 10_000 });
+      await waitFor(() => later.length >= 1, 'the call after the reload under way', 5000);
+      // The retired config's last request ends while the call after the reload still streams through the same upstream.
+      expect(await first).toMatchObject({ content: [{ type: 'text', text: 'done' }] });
+      await before.close();
+      expect(await second).toMatchObject({ content: [{ type: 'text', text: 'done' }] });
+      expect(later).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    } finally {
+      await before.close().catch(() => undefined);
+      await after?.close().catch(() => undefined);
+    }
+    expect(await warden.reload(parseConfigText(stringify(raw(['mcp:read', 'mcp:write']))))).toEqual({ ok: true, changed: ['lifecycle'] });
+  });
+
   it('sends new requests to a new upstream while a call under way finishes at the old one', async () => {
     const second = await startMcpServer();
     try {

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { EventEmitter } from 'node:events';
 
 /** The `endpoint` event comes first on a legacy stream; a stream that has not named one by then never will. */
 const MAX_PEEK_BYTES = 8 * 1024;
@@ -8,7 +8,7 @@ const MAX_PEEK_BYTES = 8 * 1024;
  * `sessionId` that every later `POST /messages?sessionId=…` presents. Reads alongside the pipe to the
  * client, without consuming or pausing the stream, and stops listening once it has seen enough.
  */
-export function watchLegacyEndpoint(stream: Readable, onSessionId: (sessionId: string) => void): void {
+export function watchLegacyEndpoint(stream: EventEmitter, onSessionId: (sessionId: string) => void): void {
   let seen = '';
   const onData = (chunk: Buffer) => {
     seen += chunk.toString('utf8');

@@ -1,10 +1,11 @@
-import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import { Stream, type Writable } from 'node:stream';
-import { createProxyServer } from 'http-proxy-3';
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Transform, Writable } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
 import type { AnswerReader } from '../mcp/answers/reader.ts';
 import type { Upstream, UpstreamFailure, UpstreamOutcome, UpstreamRequest } from '../upstream/upstream.ts';
-import { sendJson } from './respond.ts';
 import { clientResponseHeaders, isEventStream } from './response-headers.ts';
+import { answerUpstreamAuthFailed, answerUpstreamFailure } from './upstream-failure.ts';
 
 export interface ForwarderOptions {
   readonly target: string;
@@ -19,86 +20,215 @@ export interface ForwarderOptions {
   readonly dropResponseHeaders?: ReadonlySet<string>;
 }
 
-class Exchange implements UpstreamOutcome {
+/** Retires an idle upstream socket before a typical upstream closes it: reusing one it is closing is a 502. */
+const IDLE_UPSTREAM_SOCKET_MS = 4000;
+/** Abort reasons carry no stack worth capturing per request: one of each serves every request. */
+const CLIENT_GONE = Object.assign(new Error('the client went away'), { code: 'ECLIENT_GONE' });
+const STREAM_ENDED = Object.assign(new Error('the proxy ended the stream'), { code: 'ESTREAM_ENDED' });
+const RESPONSE_TIMEOUT = Object.assign(new Error('no response headers in time'), { code: 'ERESPONSE_TIMEOUT' });
+
+/**
+ * One request's exchange, which is also its undici handler: one object per request, no promise and no
+ * closure on the common path. At this rate each costs measurable CPU, and a WeakMap keyed by requests had
+ * V8 promote every request's objects to the old generation, doubling the collector's work.
+ */
+class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
   readonly started = performance.now();
   headersSeconds: number | undefined = undefined;
-  timer: NodeJS.Timeout | undefined = undefined;
   upstreamStatus: number | undefined = undefined;
   failure: UpstreamFailure | undefined = undefined;
   stream = false;
-  /** The proxy itself is ending the response (shutdown), so an upstream close is no failure. */
+  /** The proxy itself is ending the response (a stream at its token's expiry, shutdown): no failure. */
   closing = false;
+  timer: NodeJS.Timeout | undefined = undefined;
+  controller: Dispatcher.DispatchController | undefined = undefined;
+  /** Where the body goes: the client's response, or the stream rewriting it on the way; none when drained. */
+  out: Writable | undefined = undefined;
+  tap: AnswerReader | undefined = undefined;
+  /** An event stream's chunks, for a watcher that reads alongside. */
+  events: EventEmitter | undefined = undefined;
   readonly request: UpstreamRequest;
+  readonly options: ForwarderOptions;
 
-  constructor(request: UpstreamRequest) {
+  constructor(request: UpstreamRequest, options: ForwarderOptions) {
     this.request = request;
+    this.options = options;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // Queued while the client went away or the response timed out: nobody is waiting for it now.
+    const { res } = this.request;
+    if (res.destroyed || res.writableEnded) controller.abort(CLIENT_GONE);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    clearTimeout(this.timer);
+    const { req, res } = this.request;
+    if (res.destroyed || res.writableEnded) return controller.abort(CLIENT_GONE);
+    this.upstreamStatus = status;
+    this.headersSeconds = (performance.now() - this.started) / 1000;
+    this.request.onResponse?.(status, headers);
+    if (status === 401 || status === 403) {
+      // Its body is read and dropped, so the connection stays reusable.
+      this.failure = 'upstream_auth';
+      return answerUpstreamAuthFailed(res);
+    }
+    const { options } = this;
+    const outgoing = clientResponseHeaders(headers, options.dropResponseHeaders);
+    const answers = this.request.answers?.(headers);
+    const through = answers?.rewrite;
+    // A filtered body has a length of its own: it goes out chunked.
+    if (through) {
+      delete outgoing['content-length'];
+      through.once('error', () => res.destroy()).pipe(res);
+    } else this.tap = answers?.tap;
+    this.out = through ?? res;
+    if (isEventStream(headers)) {
+      this.stream = true;
+      outgoing['x-accel-buffering'] = 'no';
+      if (this.request.onEventStream) this.request.onEventStream((this.events = new EventEmitter()));
+      const end = () => this.#end();
+      options.onStreamStart?.(req, res, end);
+      this.request.onStreamStart?.(end);
+    }
+    res.writeHead(status, statusMessage, outgoing);
+    // A stream's headers go out now, before its first event; other responses send them with the body.
+    if (this.stream) res.flushHeaders();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.tap?.write(chunk);
+    this.events?.emit('data', chunk);
+    const out = this.out;
+    // The upstream is read no faster than the client takes it.
+    if (out && !out.write(chunk)) {
+      controller.pause();
+      out.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.tap?.end();
+    this.events?.emit('end');
+    this.out?.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    clearTimeout(this.timer);
+    const { res } = this.request;
+    // The client went, the proxy ended the stream, or the client already has its answer.
+    if (this.closing || res.destroyed || res.writableEnded) return;
+    // An upstream that breaks off mid-response must break the client's response too: ending it cleanly
+    // would pass a truncated stream off as complete, and leaving it open would hang the client.
+    if (res.headersSent) {
+      this.failure ??= 'reset';
+      res.destroy();
+      return;
+    }
+    this.failure ??= failureOf(error);
+    answerUpstreamFailure(res, this.failure);
+  }
+
+  #end(): void {
+    this.closing = true;
+    const { res } = this.request;
+    if (this.out !== res) (this.out as Transform | undefined)?.unpipe(res);
+    res.end();
+    this.controller?.abort(STREAM_ENDED);
   }
 }
 
-/**
- * The exchange rides on the request itself. A WeakMap keyed by requests would be simpler, but V8's
- * young-generation collector treats a WeakMap's values as live, and ours reach the request (through the
- * hooks' closures): every request's objects were promoted to the old generation, and the collector's
- * work doubled the proxy's CPU per request.
- */
-const EXCHANGE = Symbol('mcp-warden exchange');
-type ExchangeCarrier = IncomingMessage & { [EXCHANGE]?: Exchange };
+function failureOf(error: Error): UpstreamFailure {
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'ECONNREFUSED':
+      return 'refused';
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return 'connect_timeout';
+    case RESPONSE_TIMEOUT.code:
+      return 'response_timeout';
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+      return 'reset';
+    default:
+      return 'error';
+  }
+}
 
-const RESPONSE_TIMEOUT = 'ERESPONSE_TIMEOUT';
-const IDLE_UPSTREAM_SOCKET_MS = 4000;
+/** The exchange rides on the response, for the listeners shared by every request. */
+const EXCHANGE = Symbol('mcp-warden undici exchange');
+type ExchangeCarrier = ServerResponse & { [EXCHANGE]?: Exchange };
+
+function onClientClose(this: ExchangeCarrier): void {
+  const exchange = this[EXCHANGE]!;
+  clearTimeout(exchange.timer);
+  // A no-op once the upstream's response is complete.
+  exchange.controller?.abort(CLIENT_GONE);
+}
+
+function onResponseTimeout(exchange: Exchange): void {
+  const { res } = exchange.request;
+  if (res.headersSent || res.destroyed) return;
+  exchange.failure = 'response_timeout';
+  answerUpstreamFailure(res, 'response_timeout');
+  // Not yet on a socket (the pool is busy): it is dropped when it gets one.
+  exchange.controller?.abort(RESPONSE_TIMEOUT);
+}
 
 /**
- * Forwards authorized requests with http-proxy-3 over a keep-alive agent. The response is handled
- * here rather than by http-proxy-3's outgoing passes so that hop-by-hop headers are dropped, an upstream
- * 401/403 (a rejection of *our* credential) becomes a 502, SSE is marked unbuffered, and an upstream that
- * breaks mid-stream breaks the client's stream too instead of leaving it hanging.
+ * Forwards authorized requests over undici's connection pool, through its dispatcher handler API: no
+ * `http.ClientRequest`, no response `IncomingMessage` and no stream between the upstream's socket and
+ * the client's response, whose backpressure pauses and resumes the upstream read directly: about half
+ * the CPU per request of http-proxy-3 over an http.Agent, which it replaced (issue 24). Hop-by-hop
+ * headers are dropped both ways, an upstream 401/403 (a rejection of *our* credential) becomes a 502,
+ * SSE is marked unbuffered, and an upstream that breaks mid-stream breaks the client's stream too.
  */
 export class Forwarder implements Upstream {
   readonly kind = 'http';
   /** Bytes are streamed through as they come; only the rules make the pipeline read a body first. */
   readonly needsBody = false;
-  // Up to 256 idle sockets kept: a smaller pool reconnects on every burst past it. The timeout retires an idle socket before the upstream closes it (Node honours the upstream's
-  // `Keep-Alive: timeout` hint, less a second, only when the agent has a timeout of its own): reusing
-  // a socket the upstream is closing is an ECONNRESET, a 502 for the client. On a busy socket it is
-  // only an event nobody acts on, so streams are not cut by it.
-  readonly #agent: Agent;
-  readonly #proxy;
+  readonly #pool: Pool;
   readonly #options: ForwarderOptions;
+  readonly #host: string;
+  /** The target's path (no trailing slash) and query, which http-proxy-3 joined before every request's. */
+  readonly #pathPrefix: string;
+  readonly #query: string;
 
   constructor(options: ForwarderOptions) {
+    const target = new URL(options.target);
     this.#options = options;
+    this.#host = target.host;
+    this.#pathPrefix = target.pathname.replace(/\/+$/, '');
+    this.#query = target.search.slice(1);
     // As many upstream sockets as client connections may be open: an event stream holds its socket for
-    // as long as it lives, and a smaller cap would queue every stream past it until the response timeout.
-    this.#agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets, maxFreeSockets: 256, timeout: IDLE_UPSTREAM_SOCKET_MS });
-    this.#proxy = createProxyServer({
-      target: options.target,
-      agent: this.#agent,
-      changeOrigin: true,
-      xfwd: false,
-      ws: false,
-      selfHandleResponse: true,
-      connectTimeout: options.connectTimeoutMs,
+    // as long as it lives. A started body is never cut by a timeout; the response timeout is ours.
+    this.#pool = new Pool(target.origin, {
+      connections: options.maxSockets,
+      pipelining: 1,
+      connect: { timeout: options.connectTimeoutMs },
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      keepAliveTimeout: IDLE_UPSTREAM_SOCKET_MS,
+      keepAliveMaxTimeout: IDLE_UPSTREAM_SOCKET_MS,
+      // An upstream's `Keep-Alive: timeout` hint, less a second as Node's agent takes it: undici's default
+      // of two would retire every socket of an upstream that announces two seconds (Node's default is 5).
+      keepAliveTimeoutThreshold: 1000,
     });
-    this.#proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage) => this.#armResponseTimeout(proxyReq, req));
-    this.#proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => this.#respond(proxyRes, req, res));
-    this.#proxy.on('econnreset', () => undefined);
   }
 
-  /**
-   * Forwards `request.req` (headers already scrubbed). The outcome is filled in as the exchange goes, and
-   * is final once `request.res` has closed: no promise per request, as the caller reads it when it logs
-   * the request.
-   */
+  /** Forwards `request.req` (headers already scrubbed); the outcome is final once `request.res` has closed. */
   forward(request: UpstreamRequest): UpstreamOutcome {
     const { req, res, inject, body } = request;
-    const exchange = new Exchange(request);
-    (req as ExchangeCarrier)[EXCHANGE] = exchange;
-    res.once('close', () => clearTimeout(exchange.timer));
-    this.#proxy.web(req, res, body ? { headers: inject, buffer: new BufferedBody(body) } : { headers: inject }, (error: Error) => this.#fail(error, exchange, res));
+    const exchange = new Exchange(request, this.#options);
+    (res as ExchangeCarrier)[EXCHANGE] = exchange;
+    res.once('close', onClientClose);
+    exchange.timer = setTimeout(onResponseTimeout, this.#options.responseTimeoutMs, exchange);
+    const headers: Record<string, string | string[] | undefined> = { ...req.headers, ...inject, host: this.#host };
+    this.#pool.dispatch({ path: this.#path(req.url ?? '/'), method: req.method as Dispatcher.HttpMethod, headers, body: body ?? bodyStream(req) }, exchange);
     return exchange;
   }
 
-  /** Frees pooled upstream sockets. */
   /** Its credential is a header the pipeline reads and checks before start. */
   missingSecrets(): Array<{ path: string; message: string }> {
     return [];
@@ -107,113 +237,29 @@ export class Forwarder implements Upstream {
   /** The upstream owns its sessions; a binding that goes leaves nothing of ours behind. */
   sessionDropped(): void {}
 
+  /** Frees pooled upstream sockets. */
   async close(): Promise<void> {
-    this.#proxy.close();
-    this.#agent.destroy();
+    await this.#pool.destroy();
   }
 
-  #armResponseTimeout(proxyReq: ClientRequest, req: IncomingMessage): void {
-    const exchange = (req as ExchangeCarrier)[EXCHANGE];
-    if (!exchange) return;
-    exchange.timer = setTimeout(() => {
-      proxyReq.destroy(Object.assign(new Error('no response headers in time'), { code: RESPONSE_TIMEOUT }));
-    }, this.#options.responseTimeoutMs);
+  #path(url: string): string {
+    if (!this.#query) return this.#pathPrefix + url;
+    const queryAt = url.indexOf('?');
+    if (queryAt === -1) return `${this.#pathPrefix}${url}?${this.#query}`;
+    const extra = url.slice(queryAt + 1);
+    return `${this.#pathPrefix}${url.slice(0, queryAt)}?${this.#query}${extra ? `&${extra}` : ''}`;
   }
-
-  #respond(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
-    const exchange = (req as ExchangeCarrier)[EXCHANGE]!;
-    clearTimeout(exchange.timer);
-    const status = proxyRes.statusCode ?? 502;
-    exchange.upstreamStatus = status;
-    exchange.headersSeconds = (performance.now() - exchange.started) / 1000;
-    exchange.request.onResponse?.(status, proxyRes.headers);
-    if (status === 401 || status === 403) {
-      proxyRes.resume();
-      exchange.failure = 'upstream_auth';
-      sendJson(res, 502, { error: 'upstream_auth_failed', error_description: 'the upstream server refused the proxy credential' });
-      return;
-    }
-    const headers = clientResponseHeaders(proxyRes.headers, this.#options.dropResponseHeaders);
-    const answers = exchange.request.answers?.(proxyRes.headers);
-    const through = answers?.rewrite;
-    // A filtered body has a length of its own: it goes out chunked.
-    if (through) delete headers['content-length'];
-    else if (answers?.tap) tap(proxyRes, answers.tap);
-    if (isEventStream(proxyRes.headers)) {
-      exchange.stream = true;
-      headers['x-accel-buffering'] = 'no';
-      exchange.request.onEventStream?.(proxyRes);
-      const end = () => {
-        exchange.closing = true;
-        (through ?? proxyRes).unpipe(res);
-        res.end();
-        proxyRes.destroy();
-      };
-      this.#options.onStreamStart?.(req, res, end);
-      exchange.request.onStreamStart?.(end);
-    }
-    res.writeHead(status, proxyRes.statusMessage, headers);
-    // A stream's headers go out now, before its first event; other responses send them with the body,
-    // in one write instead of two.
-    if (exchange.stream) res.flushHeaders();
-    if (through) proxyRes.pipe(through.once('error', () => res.destroy())).pipe(res);
-    else proxyRes.pipe(res);
-    // An upstream that breaks off mid-response must break the client's response too: ending it cleanly
-    // would pass a truncated stream off as complete, and leaving it open would hang the client.
-    proxyRes.once('close', () => {
-      if (proxyRes.readableEnded || exchange.closing || res.destroyed) return;
-      exchange.failure ??= 'reset';
-      res.destroy();
-    });
-    proxyRes.on('error', () => undefined);
-  }
-
-  #fail(error: Error, exchange: Exchange, res: ServerResponse): void {
-    clearTimeout(exchange.timer);
-    const code = (error as NodeJS.ErrnoException).code;
-    const failure: UpstreamFailure =
-      code === 'ECONNREFUSED'
-        ? 'refused'
-        : code === 'ECONNECT_TIMEOUT'
-          ? 'connect_timeout'
-          : code === RESPONSE_TIMEOUT
-            ? 'response_timeout'
-            : code === 'ECONNRESET' || code === 'EPIPE'
-              ? 'reset'
-              : 'error';
-    exchange.failure ??= failure;
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const timedOut = failure === 'connect_timeout' || failure === 'response_timeout';
-    sendJson(res, timedOut ? 504 : 502, {
-      error: timedOut ? 'upstream_timeout' : 'upstream_unavailable',
-      error_description: timedOut ? 'the upstream server did not answer in time' : 'the upstream server could not be reached',
-    });
-  }
-}
-
-/** Reads alongside the pipe to the client, without consuming or pausing the body. */
-function tap(body: IncomingMessage, reader: AnswerReader): void {
-  body.on('data', (chunk: Buffer) => reader.write(chunk));
-  body.once('end', () => reader.end());
 }
 
 /**
- * A body already read, handed to http-proxy-3 in place of the request stream. http-proxy-3 only calls
- * `pipe`, so one write of the whole buffer does, without a Readable and its buffering per request.
+ * The request stream when it carries a body. Transfer-Encoding was scrubbed from the headers as
+ * hop-by-hop, so a chunked body is told by the raw headers; a request with neither has none, and
+ * handing undici an empty stream would send it chunked.
  */
-class BufferedBody extends Stream {
-  readonly #body: Buffer;
-
-  constructor(body: Buffer) {
-    super();
-    this.#body = body;
-  }
-
-  override pipe<T extends NodeJS.WritableStream>(destination: T): T {
-    (destination as unknown as Writable).end(this.#body);
-    return destination;
-  }
+function bodyStream(req: IncomingMessage): IncomingMessage | undefined {
+  const length = req.headers['content-length'];
+  if (length !== undefined) return length === '0' ? undefined : req;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 17 && raw[i]!.toLowerCase() === 'transfer-encoding') return req;
+  return undefined;
 }

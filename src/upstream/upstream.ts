@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AnswerHandling } from '../mcp/answers/answer-stream.ts';
 import type { Principal } from '../auth/principal.ts';
@@ -33,8 +34,8 @@ export interface UpstreamRequest {
   readonly body: Buffer | undefined;
   /** Sees the response's status and headers before the client does: where sessions are bound. */
   readonly onResponse?: (status: number, headers: IncomingHttpHeaders) => void;
-  /** Sees an upstream event stream's bytes as they pass (it must not consume or pause them). */
-  readonly onEventStream?: (stream: IncomingMessage) => void;
+  /** Sees an upstream event stream's bytes as they pass, as `data` events (it must not consume or pause them). */
+  readonly onEventStream?: (stream: EventEmitter) => void;
   /** Called when this response turns out to be an event stream, with a function that ends it cleanly. */
   readonly onStreamStart?: (end: () => void) => void;
   /** Reads the body's answers when it is set: a rewritten body's length may change, so none is sent then. */

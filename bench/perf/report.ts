@@ -180,7 +180,7 @@ export function sseLines(sse: SseResult): string {
   ];
   if (sse.waiting > 0 && sse.upstreamOpen < sse.opened + sse.waiting) {
     lines.push(
-      `note: the upstream held only ${sse.upstreamOpen} streams; each needs an upstream socket, and mcp-warden's agent allows limits.max_connections of them (src/proxy/forward.ts), so further streams wait until upstream.response_timeout`,
+      `note: the upstream held only ${sse.upstreamOpen} streams; each needs an upstream socket, and mcp-warden's upstream pool allows limits.max_connections of them (src/proxy/forward.ts), so further streams wait until upstream.response_timeout`,
     );
   }
   return lines.join('\n');

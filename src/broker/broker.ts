@@ -8,6 +8,7 @@ import { RedisBuckets } from '../limits/redis-buckets.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { sendJson } from '../proxy/respond.ts';
+import { dpopVerifierOf } from '../auth/dpop-verifier-of.ts';
 import { AccessTokens } from './access-tokens.ts';
 import { ClientMetadataDocuments } from './client-metadata-documents.ts';
 import { ClientRegistry } from './clients.ts';
@@ -27,7 +28,7 @@ import { loadSigningKey } from './signing-key.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { BrokerStore } from './store.ts';
 import { TokenEndpoint } from './token-endpoint.ts';
-import { assertionChecks, clientAssertionSettings, CLIENT_ASSERTION_ALGORITHMS, preRegisteredClients, tokenEndpointDpop, tokenGrants } from './token-service.ts';
+import { assertionChecks, clientAssertionSettings, CLIENT_ASSERTION_ALGORITHMS, preRegisteredClients, tokenGrants } from './token-service.ts';
 import { UserTokens, userTokenKey } from './user-tokens.ts';
 import type { UserTokenSource } from '../upstream/credential.ts';
 
@@ -149,7 +150,7 @@ export async function createBroker(config: Config, settings: BrokerConfig, deps:
     });
     // The token endpoint's proof verifier has the resource side's settings: a token it binds is one the
     // resource path will accept with a proof of the same kind.
-    const dpopVerifier = tokenEndpointDpop(config);
+    const dpopVerifier = dpopVerifierOf(config);
     const grants = tokenGrants({ config, settings, store, login, revocations, accessTokens, checks, issuer, metrics, logger });
     const tokens = new TokenEndpoint({
       clients,

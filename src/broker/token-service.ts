@@ -1,5 +1,4 @@
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
-import { DpopProofVerifier } from '../auth/dpop-proof.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import type { BrokerConfig, Config } from '../config/schema.ts';
 import type { SecretRef } from '../config/secret-ref.ts';
@@ -93,11 +92,4 @@ export function tokenGrants(deps: GrantDeps): TokenGrant[] {
     grants.push(new JwtBearerGrant(issuers, deps.checks, issuer, terms));
   }
   return grants;
-}
-
-/** The token endpoint's own proof verifier (its own replay memory), with the resource side's settings. */
-export function tokenEndpointDpop(config: Config): DpopProofVerifier | undefined {
-  const { dpop, clock_tolerance } = config.tokens;
-  if (dpop.mode === 'off') return undefined;
-  return new DpopProofVerifier({ algorithms: dpop.algorithms, maxAgeMs: dpop.max_age, clockToleranceMs: clock_tolerance, maxReplayEntries: dpop.max_replay_entries, nonce: dpop.nonce });
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DpopProofVerifier } from '../auth/dpop-proof.ts';
+import type { DpopProofVerifier } from '../auth/dpop-proof.ts';
+import { dpopVerifierOf } from '../auth/dpop-verifier-of.ts';
 import { TokenVerifier } from '../auth/verifier.ts';
 import type { Broker } from '../broker/broker.ts';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
@@ -277,11 +278,4 @@ async function startForwarding(config: Config, shared: SharedParts): Promise<For
   }
   credential.start?.();
   return { upstream, credential, identity };
-}
-
-/** The DPoP proof verifier `tokens.dpop` asks for, or none when DPoP is off. */
-function dpopVerifierOf(config: Config): DpopProofVerifier | undefined {
-  const { dpop, clock_tolerance } = config.tokens;
-  if (dpop.mode === 'off') return undefined;
-  return new DpopProofVerifier({ algorithms: dpop.algorithms, maxAgeMs: dpop.max_age, clockToleranceMs: clock_tolerance, maxReplayEntries: dpop.max_replay_entries, nonce: dpop.nonce });
 }

@@ -21,9 +21,14 @@ const FIXED: ReadonlyArray<{ readonly path: string; readonly of: (config: Config
   },
 ];
 
+/** Whether two parts of a config say the same: they are plain data (durations as numbers, secrets as references). */
+export function sameSettings(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 /** Every change from `current` to `next` a running process refuses, each with its path and reason. */
 export function reloadRefusals(current: Config, next: Config): ConfigProblem[] {
-  return FIXED.filter((rule) => (rule.when?.(current) || rule.when?.(next) || !rule.when) && JSON.stringify(rule.of(current)) !== JSON.stringify(rule.of(next))).map((rule) => ({
+  return FIXED.filter((rule) => (rule.when?.(current) || rule.when?.(next) || !rule.when) && !sameSettings(rule.of(current), rule.of(next))).map((rule) => ({
     path: rule.path,
     message: `cannot change without a restart: ${rule.why}`,
   }));
@@ -32,5 +37,5 @@ export function reloadRefusals(current: Config, next: Config): ConfigProblem[] {
 /** The top-level sections that differ, for the log line of an applied reload. */
 export function changedSections(current: Config, next: Config): string[] {
   const keys = new Set([...Object.keys(current), ...Object.keys(next)]) as Set<keyof Config>;
-  return [...keys].filter((key) => JSON.stringify(current[key]) !== JSON.stringify(next[key])).sort();
+  return [...keys].filter((key) => !sameSettings(current[key], next[key])).sort();
 }

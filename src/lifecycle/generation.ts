@@ -4,6 +4,7 @@ import { dpopVerifierOf } from '../auth/dpop-verifier-of.ts';
 import { TokenVerifier } from '../auth/verifier.ts';
 import type { Broker } from '../broker/broker.ts';
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
+import { sameSettings } from '../config/reload-rules.ts';
 import type { Config } from '../config/schema.ts';
 import { openSecretSource, type SecretSource } from '../config/secret-source.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
@@ -100,14 +101,14 @@ export async function buildGeneration(config: Config, shared: SharedParts, previ
   const verification = previous && sameVerification(previous.config, config) ? previous.verification : startVerification(config, shared);
   let forwarding: Forwarding;
   try {
-    forwarding = previous && same(previous.config.upstream, config.upstream) ? previous.forwarding : await startForwarding(config, shared);
+    forwarding = previous && sameSettings(previous.config.upstream, config.upstream) ? previous.forwarding : await startForwarding(config, shared);
   } catch (error) {
     if (verification !== previous?.verification) closeVerification(verification);
     throw error;
   }
   // What it closes when it goes: what it built, and later what it takes over when its predecessor retires.
   const own = { verification: verification !== previous?.verification, forwarding: forwarding !== previous?.forwarding };
-  const dpop = previous && same([previous.config.tokens.dpop, previous.config.tokens.clock_tolerance], [config.tokens.dpop, config.tokens.clock_tolerance]) ? previous.dpop : dpopVerifierOf(config);
+  const dpop = previous && sameSettings([previous.config.tokens.dpop, previous.config.tokens.clock_tolerance], [config.tokens.dpop, config.tokens.clock_tolerance]) ? previous.dpop : dpopVerifierOf(config);
   const inFlight = new InFlight();
   const { verifier } = verification;
   const { upstream, credential, identity } = forwarding;
@@ -196,10 +197,6 @@ function whenTrue(condition: () => boolean, timeoutMs: number, path: string, pro
   });
 }
 
-function same(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
 /** Everything the token verifier is built from: when none of it changes, its keys and caches carry over. */
 function sameVerification(a: Config, b: Config): boolean {
   const inputs = (config: Config) => [
@@ -212,7 +209,7 @@ function sameVerification(a: Config, b: Config): boolean {
     config.limits.introspections_per_client,
     config.limits.max_concurrent_introspections,
   ];
-  return same(inputs(a), inputs(b));
+  return sameSettings(inputs(a), inputs(b));
 }
 
 function startVerification(config: Config, shared: SharedParts): Verification {

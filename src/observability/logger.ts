@@ -25,7 +25,10 @@ export function createLogger(level: string, options: { pretty?: boolean; destina
         censor: '[redacted]',
       },
     },
-    options.destination ?? (options.pretty ? undefined : pino.destination({ dest: 1, sync: false })),
+    // Synchronous, as pino's own default for stdout: the asynchronous destination measured 3 µs more per
+    // request (two lines), since it re-measures its growing buffer on every line and hands each write to the
+    // thread pool, and its buffer grows without bound when the reader of stdout falls behind (issue 24).
+    options.destination ?? (options.pretty ? undefined : pino.destination({ dest: 1, sync: true })),
   );
 }
 

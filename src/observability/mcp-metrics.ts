@@ -24,8 +24,14 @@ export class McpMetrics {
     });
   }
 
+  /** Label children resolved once per combination: prom-client sorts and hashes a label object on every call. */
+  readonly #callCounters = new Map<string, Counter.Internal>();
+
   call(method: string, decision: CallDecision, outcome: CallOutcome): void {
-    this.#calls.inc({ method, decision, outcome });
+    const key = `${method} ${decision} ${outcome}`;
+    let counter = this.#callCounters.get(key);
+    if (!counter) this.#callCounters.set(key, (counter = this.#calls.labels({ method, decision, outcome })));
+    counter.inc();
   }
 
   hidden(list: string, count: number): void {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Principal } from '../auth/principal.ts';
 import type { AnswerOutcome } from '../mcp/answers/answers.ts';
 import type { RpcId } from '../mcp/json-rpc.ts';
@@ -35,7 +35,7 @@ export class ToolCallAudit {
       if (decision.message.method === undefined || !AUDITED_METHODS.has(decision.message.method)) continue;
       const verdict: CallDecision = !decision.exposed ? 'not_exposed' : decision.missing.length > 0 ? 'deny' : 'allow';
       const args = decision.message.arguments;
-      const argumentsSha256 = args === undefined ? undefined : createHash('sha256').update(JSON.stringify(args)).digest('hex');
+      const argumentsSha256 = args === undefined ? undefined : hash('sha256', JSON.stringify(args), 'hex');
       // A notification is answered by nothing: it gets a key of its own, and its line at the end.
       const key = decision.message.id === undefined ? `notification ${unnamed++}` : JSON.stringify(decision.message.id);
       this.#entries.set(key, { decision, verdict, argumentsSha256 });

@@ -32,17 +32,17 @@ const TARGET_MEMBER: ReadonlyMap<string, 'name' | 'uri' | 'taskId'> = new Map([
 /** Member names the decision rests on, at the message level and inside params. */
 const MESSAGE_MEMBERS = ['method', 'params', 'id'];
 const PARAMS_MEMBERS = ['name', 'uri', 'taskId'];
+const MESSAGE_FOLDED = new Set(MESSAGE_MEMBERS.map((member) => member.toLowerCase()));
+const PARAMS_FOLDED = new Set(PARAMS_MEMBERS.map((member) => member.toLowerCase()));
 
 /**
  * Go's encoding/json (and so Go MCP servers) matches member names case-insensitively, folding ſ to s and
  * the Kelvin sign to k, and keeps the last match: `"Method"` or `"paramſ"` would be read there but not
  * here. A body with such a look-alike of a member we judge by is refused rather than judged.
  */
-function hasLookAlike(object: object, members: readonly string[]): boolean {
-  return Object.keys(object).some((key) => {
-    const folded = key.toLowerCase().replaceAll('ſ', 's');
-    return members.some((member) => member.toLowerCase() === folded) && !members.includes(key);
-  });
+function hasLookAlike(object: object, members: readonly string[], folded: ReadonlySet<string>): boolean {
+  for (const key in object) if (!members.includes(key) && folded.has(key.toLowerCase().replaceAll('ſ', 's'))) return true;
+  return false;
 }
 
 /**
@@ -64,10 +64,10 @@ export function peekJsonRpc(body: Buffer): PeekResult {
   const requestIds = new Set<string>();
   for (const item of items) {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) return { ok: false, problem: 'a batch member is not an object' };
-    if (hasLookAlike(item, MESSAGE_MEMBERS)) return { ok: false, problem: 'a member name differs from method, params or id only in case' };
+    if (hasLookAlike(item, MESSAGE_MEMBERS, MESSAGE_FOLDED)) return { ok: false, problem: 'a member name differs from method, params or id only in case' };
     const { method, params, id } = item as { method?: unknown; params?: unknown; id?: unknown };
     if (method !== undefined && typeof method !== 'string') return { ok: false, problem: 'method is not a string' };
-    if (typeof params === 'object' && params !== null && hasLookAlike(params, PARAMS_MEMBERS)) {
+    if (typeof params === 'object' && params !== null && hasLookAlike(params, PARAMS_MEMBERS, PARAMS_FOLDED)) {
       return { ok: false, problem: 'a params member name differs from name, uri or taskId only in case' };
     }
     const member = method === undefined ? undefined : TARGET_MEMBER.get(method);

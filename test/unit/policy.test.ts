@@ -42,6 +42,9 @@ describe('regressions found by the property tests', () => {
       '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_x","Name":"delete_x"}}',
       '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_x"},"paramſ":{"name":"delete_x"}}',
       '[{"params":{"name":"delete_x"},"methoD":"tools/call"}]',
+      // The fold's lower-case side: a key already in lower case, of a member that is not (taskId).
+      '{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t1","taskid":"t2"}}',
+      '{"jsonrpc":"2.0","ID":2,"id":1,"method":"tools/call","params":{"name":"read_x"}}',
     ]) {
       expect(peekJsonRpc(Buffer.from(body)).ok, body).toBe(false);
     }

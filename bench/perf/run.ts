@@ -235,7 +235,7 @@ async function interleave(stack: Stack, options: PerfOptions): Promise<Window[]>
   return windows;
 }
 
-const MEASURE_ORDER = ['a', 'b', 'n', 'l', 'c', 'g', 'm', 'd', 'e', 'h', 'f', 'i', 'j', 'k'];
+const MEASURE_ORDER = ['a', 'b', 'o', 'n', 'l', 'c', 'g', 'm', 'd', 'e', 'h', 'f', 'i', 'j', 'k'];
 
 function measureRank(id: string): number {
   const rank = MEASURE_ORDER.indexOf(id);

@@ -19,7 +19,7 @@ export const BASE_HEADERS: Readonly<Record<string, string>> = {
 /** What the upstream answers a tools/call with; every target must pass it through unchanged. */
 export const EXPECTED_RESPONSE = '{"jsonrpc":"2.0","id":1,"result":{}}';
 
-export const TARGET_IDS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n'] as const;
+export const TARGET_IDS = ['a', 'b', 'o', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n'] as const;
 export type TargetId = (typeof TARGET_IDS)[number];
 
 /** The MCP request a target is loaded with. */
@@ -132,6 +132,9 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
     const floorPort = await freePort();
     const floor = spawnNode('floor', join(REPO, 'bench/perf/floor.ts'), ['--port', String(floorPort), '--upstream', upstreamOrigin], { cwd: REPO, stderrPath: join(dir, 'floor.stderr') });
     children.push(floor);
+    const undiciFloorPort = await freePort();
+    const undiciFloor = spawnNode('undici floor', join(REPO, 'bench/perf/floor-undici.ts'), ['--port', String(undiciFloorPort), '--upstream', upstreamOrigin], { cwd: REPO, stderrPath: join(dir, 'floor-undici.stderr') });
+    children.push(undiciFloor);
 
     const specs = wardenSpecs(authority);
     // Started together: start-up is mostly module loading, and the machine has two cores to spend on it.
@@ -154,11 +157,14 @@ export async function startStack(dir: string, authority: Authority): Promise<Sta
     });
     const floorUrl = `http://127.0.0.1:${floorPort}/mcp`;
     await waitUntil(floor, 'listening', START_TIMEOUT_MS, () => answers200(floorUrl, BASE_HEADERS));
+    const undiciFloorUrl = `http://127.0.0.1:${undiciFloorPort}/mcp`;
+    await waitUntil(undiciFloor, 'listening', START_TIMEOUT_MS, () => answers200(undiciFloorUrl, BASE_HEADERS));
 
     const direct = `${upstreamOrigin}/mcp`;
     const listed: Target[] = [
       { id: 'a', label: 'direct to upstream', ...requestOf('tools/call', false), url: direct, headers: BASE_HEADERS, proxy: undefined },
       { id: 'b', label: 'Node floor (http-proxy-3, no auth)', ...requestOf('tools/call', false), url: floorUrl, headers: BASE_HEADERS, proxy: floor },
+      { id: 'o', label: 'undici floor (mcp-warden\'s forwarder, no auth)', ...requestOf('tools/call', false), url: undiciFloorUrl, headers: BASE_HEADERS, proxy: undiciFloor },
       { id: 'i', label: 'tools/list, direct to upstream', ...requestOf('tools/list', false), url: direct, headers: BASE_HEADERS, proxy: undefined },
       ...wardens,
     ];

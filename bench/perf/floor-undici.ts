@@ -23,7 +23,7 @@ function main(): void {
   const forwarder = new Forwarder({ target: values.upstream, connectTimeoutMs: CONNECT_TIMEOUT_MS, responseTimeoutMs: RESPONSE_TIMEOUT_MS, maxSockets: MAX_SOCKETS });
   const scrub = createRequestHeaderScrubber({ injectedNames: [] });
   const server = createServer((req, res) => {
-    scrub(req.headers);
+    req.headers = scrub(req.headers, false);
     forwarder.forward({ req, res, principal: NOBODY, inject: {}, body: undefined });
   });
   server.listen(port, '127.0.0.1');

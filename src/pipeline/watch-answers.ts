@@ -23,10 +23,9 @@ const CALL_METHODS = [...new Set([...LIST_SHAPES.values()].map((shape) => shape.
 export function watchAnswers(parts: PipelineParts, next: Step): Step {
   const { config, policy, mcpMetrics } = parts;
   const maxBytes = config.policy.max_response_bytes;
-  const watch = (req: IncomingMessage, access: Access, answers: Answers) => {
+  // An answer read on its way must come uncompressed: the forward stage drops Accept-Encoding when there is one.
+  const watch = (access: Access, answers: Answers) => {
     access.answers = (headers) => answerHandling(answers, maxBytes, headers);
-    // A compressed answer could not be read: the upstream is asked for the body as it is.
-    delete req.headers['accept-encoding'];
   };
   const rulesFor = (req: IncomingMessage, access: Access, scopes: () => ReadonlySet<string>, mayHide: boolean): AnswerRules => {
     const cacheHints = cacheHintsOf(req);
@@ -46,7 +45,7 @@ export function watchAnswers(parts: PipelineParts, next: Step): Step {
     if (req.method === 'GET') {
       const scopes = policy.effectiveScopes(access.principal!.scopes);
       const machine = isMachine(access.principal!);
-      if (CALL_METHODS.some((method) => policy.mayHide(method, scopes, machine))) watch(req, access, new Answers([], [], { ...rulesFor(req, access, () => scopes, true), byShape: true }));
+      if (CALL_METHODS.some((method) => policy.mayHide(method, scopes, machine))) watch(access, new Answers([], [], { ...rulesFor(req, access, () => scopes, true), byShape: true }));
       return next(req, res, access);
     }
     // Most POSTs need nothing read: the caller's scopes are widened only for those that do.
@@ -54,7 +53,7 @@ export function watchAnswers(parts: PipelineParts, next: Step): Step {
     let scopes: ReadonlySet<string> | undefined;
     const scopesOf = () => (scopes ??= policy.effectiveScopes(access.principal!.scopes));
     const plan = planAnswers(access, policy, scopesOf, cacheHintsOf(req));
-    if (plan) watch(req, access, new Answers(plan.ids, plan.watched, rulesFor(req, access, scopesOf, plan.mayHide)));
+    if (plan) watch(access, new Answers(plan.ids, plan.watched, rulesFor(req, access, scopesOf, plan.mayHide)));
     return next(req, res, access);
   };
 }

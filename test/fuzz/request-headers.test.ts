@@ -73,8 +73,8 @@ describe('request header scrubbing under arbitrary headers', () => {
         fc.property(input, (given) => {
           const headers = headersOf(given);
           const removed = removedNames(given.injectedNames, headers.connection);
-          createRequestHeaderScrubber({ injectedNames: given.injectedNames })(headers);
-          expect(Object.keys(headers).filter((name) => removed.has(canonical(name)))).toEqual([]);
+          const kept = createRequestHeaderScrubber({ injectedNames: given.injectedNames })(headers, false);
+          expect(Object.keys(kept).filter((name) => removed.has(canonical(name)))).toEqual([]);
         }),
         fuzz,
       );
@@ -90,9 +90,9 @@ describe('request header scrubbing under arbitrary headers', () => {
           const headers = headersOf(given);
           const before = { ...headers };
           const removed = removedNames(given.injectedNames, headers.connection);
-          createRequestHeaderScrubber({ injectedNames: given.injectedNames })(headers);
+          const kept = createRequestHeaderScrubber({ injectedNames: given.injectedNames })(headers, false);
           for (const [name, value] of Object.entries(before)) {
-            if (!removed.has(canonical(name))) expect(headers[name]).toBe(value);
+            if (!removed.has(canonical(name))) expect(kept[name]).toBe(value);
           }
         }),
         fuzz,

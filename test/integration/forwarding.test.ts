@@ -45,6 +45,7 @@ describe('what the upstream receives', () => {
         forwarded: 'for=10.9.9.9',
         'x-request-id': 'req-123',
         'mcp-protocol-version': '2025-11-25',
+        'accept-encoding': 'gzip',
       },
       body: INITIALIZE,
     });
@@ -69,6 +70,8 @@ describe('what the upstream receives', () => {
     expect(headers.forwarded).toBeUndefined();
     expect(headers['x-request-id']).toBe('req-123');
     expect(headers['mcp-protocol-version']).toBe('2025-11-25');
+    // No answer of an initialize is read on its way, so the client's encodings pass.
+    expect(headers['accept-encoding']).toBe('gzip');
   });
 
   it('keeps its credential when the client names it in Connection', async () => {

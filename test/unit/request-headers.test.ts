@@ -29,8 +29,7 @@ describe('request header scrubbing', () => {
       'mcp-method': 'tools/call',
       'content-type': 'application/json',
     };
-    scrub(headers);
-    expect(headers).toEqual({
+    expect(scrub(headers, false)).toEqual({
       'mcp-session-id': 'abc',
       'mcp-protocol-version': '2025-11-25',
       'last-event-id': '42',
@@ -41,8 +40,13 @@ describe('request header scrubbing', () => {
 
   it('never lets a client name an injected header in Connection to have it dropped', () => {
     const headers: IncomingHttpHeaders = { connection: 'close, x-api-key, authorization' };
-    scrub(headers);
-    expect(headers).toEqual({});
+    expect(scrub(headers, false)).toEqual({});
+  });
+
+  it('drops Accept-Encoding, in any spelling, only for an answer the proxy reads', () => {
+    const headers: IncomingHttpHeaders = { 'accept-encoding': 'gzip', accept: 'application/json' };
+    expect(scrub(headers, false)).toEqual({ 'accept-encoding': 'gzip', accept: 'application/json' });
+    expect(scrub({ ...headers, accept_encoding: 'br' }, true)).toEqual({ accept: 'application/json' });
   });
 });
 

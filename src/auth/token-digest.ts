@@ -19,7 +19,7 @@ export function tokenDigest(token: string): string {
   return lastDigest;
 }
 
-/** 16 hex digits of the token's SHA-256: enough to correlate log lines of one token, never enough to use it. */
+/** 12 hex digits of the token's SHA-256: enough to correlate log lines of one token, never enough to use it. */
 export function tokenLabel(token: string): string {
   const digest = tokenDigest(token);
   if (lastLabel === '') lastLabel = Buffer.from(digest.slice(0, 8), 'base64url').toString('hex');

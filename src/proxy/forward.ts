@@ -64,8 +64,13 @@ class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     clearTimeout(this.timer);
+    // A stream would otherwise keep its spent timer object for as long as it is open.
+    this.timer = undefined;
     const { req, res } = this.request;
     if (res.destroyed || res.writableEnded) return controller.abort(CLIENT_GONE);
+    // Undici keeps the raw header lines for the whole response, as views into the socket read they came
+    // in, whose memory they pin; everything of them that is needed is in `headers`.
+    controller.rawHeaders = null;
     this.upstreamStatus = status;
     this.headersSeconds = (performance.now() - this.started) / 1000;
     this.request.onResponse?.(status, headers);
@@ -222,7 +227,8 @@ export class Forwarder implements Upstream {
     const { req, res, inject, body } = request;
     const exchange = new Exchange(request, this.#options);
     (res as ExchangeCarrier)[EXCHANGE] = exchange;
-    res.once('close', onClientClose);
+    // `close` comes once: `once` would add a wrapper and its scope, which an open stream keeps.
+    res.on('close', onClientClose);
     exchange.timer = setTimeout(onResponseTimeout, this.#options.responseTimeoutMs, exchange);
     const headers: Record<string, string | string[] | undefined> = { ...req.headers, ...inject, host: this.#host };
     this.#pool.dispatch({ path: this.#path(req.url ?? '/'), method: req.method as Dispatcher.HttpMethod, headers, body: body ?? bodyStream(req) }, exchange);

@@ -49,7 +49,8 @@ export function createRequestPipeline(parts: PipelineParts): (req: IncomingMessa
     res.setHeader('x-request-id', requestId);
     const access = new Access(req, requestId, inFlight.begin());
     if (tracing) access.trace = tracing.begin(req, traceScope!);
-    res.once('close', () => {
+    // `close` comes once; `once` would wrap the listener in a closure of its own that an open stream keeps.
+    res.on('close', () => {
       inFlight.end(access.ticket);
       finish(req, res, access);
     });

@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import { AuthFailure } from '../auth/failure.ts';
 import { watchLegacyEndpoint } from '../mcp/legacy-endpoint.ts';
 import { decodeHeaderValue } from '../mcp/request-headers.ts';
@@ -31,12 +30,18 @@ export function forward(parts: PipelineParts): Step {
     if (req.method === 'GET') {
       const slot = streams.acquire(`${principal.issuer} ${principal.subject ?? access.tokenHash}`);
       if (!slot.ok) return refuse(parts, res, access, new AuthFailure(slot.refusal, undefined, principal.issuer));
-      res.once('close', slot.release);
       // A standalone stream would outlive its token; it ends at exp and the client reconnects with a fresh one.
       const { expiresAt } = principal;
+      let expiry: NodeJS.Timeout | undefined;
+      // One listener for both, and `on` since `close` comes once: an open stream keeps every listener,
+      // and `once` would add a wrapper closure to each.
+      res.on('close', () => {
+        slot.release();
+        clearTimeout(expiry);
+      });
       onStreamStart = (end) => {
         inFlight.standaloneStream(access.ticket, end);
-        if (expiresAt !== undefined) endAtExpiry(res, end, expiresAt + clockToleranceSeconds);
+        if (expiresAt !== undefined) expiry = expiryTimer(end, expiresAt + clockToleranceSeconds);
       };
     }
     if (access.rpc) for (const method of access.rpc.methods) metrics.mcpRequest(method);
@@ -78,7 +83,6 @@ export function forward(parts: PipelineParts): Step {
 /** setTimeout's longest delay (about 24.8 days): a stream of a token valid for longer ends then, early rather than never. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-function endAtExpiry(res: ServerResponse, end: () => void, expiresAtSeconds: number): void {
-  const timer = setTimeout(end, Math.min(MAX_TIMER_MS, Math.max(0, expiresAtSeconds * 1000 - Date.now())));
-  res.once('close', () => clearTimeout(timer));
+function expiryTimer(end: () => void, expiresAtSeconds: number): NodeJS.Timeout {
+  return setTimeout(end, Math.min(MAX_TIMER_MS, Math.max(0, expiresAtSeconds * 1000 - Date.now())));
 }

@@ -21,6 +21,7 @@ export function limitConnections(server: Server, limits: { total: number; perIp:
       return;
     }
     open.add(ip);
-    socket.once('close', () => open.remove(ip));
+    // `close` comes once; `once` would wrap the listener in a closure of its own that an open stream's socket keeps.
+    socket.on('close', () => open.remove(ip));
   });
 }

@@ -25,7 +25,8 @@ export function createUpstream(config: Config, parts: UpstreamParts): Upstream {
   const { metrics } = parts;
   const countStream = (res: ServerResponse) => {
     metrics.streamOpened();
-    res.once('close', () => metrics.streamClosed());
+    // `close` comes once; `once` would wrap the listener in a closure of its own that an open stream keeps.
+    res.on('close', () => metrics.streamClosed());
   };
   if (upstream.stdio) {
     const bridge: StdioBridge = new StdioBridge({

@@ -1,5 +1,5 @@
 import { AuthFailure } from '../auth/failure.ts';
-import { watchLegacyEndpoint } from '../mcp/legacy-endpoint.ts';
+import { legacyEndpointWatcher } from '../mcp/legacy-endpoint.ts';
 import { decodeHeaderValue } from '../mcp/request-headers.ts';
 import { createRequestHeaderScrubber } from '../proxy/request-headers.ts';
 import { TRACE_HEADERS } from '../tracing/request-trace.ts';
@@ -71,7 +71,7 @@ export function forward(parts: PipelineParts): Step {
             if (req.method === 'DELETE' && typeof presentedSession === 'string' && status >= 200 && status < 300) sessions.forget(presentedSession);
           }
         : undefined,
-      onEventStream: sessions && req.method === 'GET' ? (stream) => watchLegacyEndpoint(stream, (id) => sessions.bind(id, principal)) : undefined,
+      onEventStream: sessions && req.method === 'GET' ? () => legacyEndpointWatcher((id) => sessions.bind(id, principal)) : undefined,
       onStreamStart,
       });
     } catch (error) {

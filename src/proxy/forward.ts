@@ -1,9 +1,8 @@
-import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Transform, Writable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { AnswerReader } from '../mcp/answers/reader.ts';
-import type { Upstream, UpstreamFailure, UpstreamOutcome, UpstreamRequest } from '../upstream/upstream.ts';
+import type { EventWatcher, Upstream, UpstreamFailure, UpstreamOutcome, UpstreamRequest } from '../upstream/upstream.ts';
 import { clientResponseHeaders, isEventStream } from './response-headers.ts';
 import { answerUpstreamAuthFailed, answerUpstreamFailure } from './upstream-failure.ts';
 
@@ -45,8 +44,8 @@ class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
   /** Where the body goes: the client's response, or the stream rewriting it on the way; none when drained. */
   out: Writable | undefined = undefined;
   tap: AnswerReader | undefined = undefined;
-  /** An event stream's chunks, for a watcher that reads alongside. */
-  events: EventEmitter | undefined = undefined;
+  /** Reads an event stream's chunks alongside, until it has seen enough. */
+  watcher: EventWatcher | undefined = undefined;
   readonly request: UpstreamRequest;
   readonly options: ForwarderOptions;
 
@@ -92,7 +91,7 @@ class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
     if (isEventStream(headers)) {
       this.stream = true;
       outgoing['x-accel-buffering'] = 'no';
-      if (this.request.onEventStream) this.request.onEventStream((this.events = new EventEmitter()));
+      this.watcher = this.request.onEventStream?.();
       const end = () => this.#end();
       options.onStreamStart?.(req, res, end);
       this.request.onStreamStart?.(end);
@@ -104,7 +103,7 @@ class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.tap?.write(chunk);
-    this.events?.emit('data', chunk);
+    if (this.watcher && !this.watcher(chunk)) this.watcher = undefined;
     const out = this.out;
     // The upstream is read no faster than the client takes it.
     if (out && !out.write(chunk)) {
@@ -115,7 +114,6 @@ class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.tap?.end();
-    this.events?.emit('end');
     this.out?.end();
   }
 

@@ -1,4 +1,3 @@
-import type { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AnswerHandling } from '../mcp/answers/answer-stream.ts';
 import type { Principal } from '../auth/principal.ts';
@@ -23,6 +22,12 @@ export interface UpstreamOutcome {
  */
 export type AnswerWatch = (headers: IncomingHttpHeaders) => AnswerHandling | undefined;
 
+/**
+ * Reads an event stream's chunks alongside the pipe to the client; returns false once it has seen enough.
+ * A function, not an EventEmitter: each open stream kept the emitter and its listener table.
+ */
+export type EventWatcher = (chunk: Buffer) => boolean;
+
 /** One authorized request, handed to the upstream with everything the stages before it decided. */
 export interface UpstreamRequest {
   readonly req: IncomingMessage;
@@ -34,8 +39,8 @@ export interface UpstreamRequest {
   readonly body: Buffer | undefined;
   /** Sees the response's status and headers before the client does: where sessions are bound. */
   readonly onResponse?: (status: number, headers: IncomingHttpHeaders) => void;
-  /** Sees an upstream event stream's bytes as they pass, as `data` events (it must not consume or pause them). */
-  readonly onEventStream?: (stream: EventEmitter) => void;
+  /** Sees an upstream event stream's bytes as they pass (it must not keep or change them), through the watcher it returns. */
+  readonly onEventStream?: () => EventWatcher;
   /** Called when this response turns out to be an event stream, with a function that ends it cleanly. */
   readonly onStreamStart?: (end: () => void) => void;
   /** Reads the body's answers when it is set: a rewritten body's length may change, so none is sent then. */

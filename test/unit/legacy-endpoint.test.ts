@@ -1,12 +1,11 @@
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { watchLegacyEndpoint } from '../../src/mcp/legacy-endpoint.ts';
+import { legacyEndpointWatcher } from '../../src/mcp/legacy-endpoint.ts';
 
+/** Chunks go to the watcher as the forwarder gives them: until it says it has seen enough. */
 function feed(chunks: string[]): string[] {
-  const stream = new PassThrough();
   const found: string[] = [];
-  watchLegacyEndpoint(stream, (id) => found.push(id));
-  for (const chunk of chunks) stream.write(chunk);
+  const watch = legacyEndpointWatcher((id) => found.push(id));
+  for (const chunk of chunks) if (!watch(Buffer.from(chunk))) break;
   return found;
 }
 

@@ -46,18 +46,24 @@ class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
   tap: AnswerReader | undefined = undefined;
   /** Reads an event stream's chunks alongside, until it has seen enough. */
   watcher: EventWatcher | undefined = undefined;
-  readonly request: UpstreamRequest;
+  readonly res: ServerResponse;
+  /**
+   * Needed until the response starts. An open event stream keeps its exchange for as long as it lives,
+   * so it lets this go then, and with it the injected headers and the request's callbacks.
+   */
+  request: UpstreamRequest | undefined;
   readonly options: ForwarderOptions;
 
   constructor(request: UpstreamRequest, options: ForwarderOptions) {
     this.request = request;
+    this.res = request.res;
     this.options = options;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     // Queued while the client went away or the response timed out: nobody is waiting for it now.
-    const { res } = this.request;
+    const { res } = this;
     if (res.destroyed || res.writableEnded) controller.abort(CLIENT_GONE);
   }
 
@@ -65,14 +71,15 @@ class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
     clearTimeout(this.timer);
     // A stream would otherwise keep its spent timer object for as long as it is open.
     this.timer = undefined;
-    const { req, res } = this.request;
+    const request = this.request!;
+    const { req, res } = request;
     if (res.destroyed || res.writableEnded) return controller.abort(CLIENT_GONE);
     // Undici keeps the raw header lines for the whole response, as views into the socket read they came
     // in, whose memory they pin; everything of them that is needed is in `headers`.
     controller.rawHeaders = null;
     this.upstreamStatus = status;
     this.headersSeconds = (performance.now() - this.started) / 1000;
-    this.request.onResponse?.(status, headers);
+    request.onResponse?.(status, headers);
     if (status === 401 || status === 403) {
       // Its body is read and dropped, so the connection stays reusable.
       this.failure = 'upstream_auth';
@@ -80,7 +87,7 @@ class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
     }
     const { options } = this;
     const outgoing = clientResponseHeaders(headers, options.dropResponseHeaders);
-    const answers = this.request.answers?.(headers);
+    const answers = request.answers?.(headers);
     const through = answers?.rewrite;
     // A filtered body has a length of its own: it goes out chunked.
     if (through) {
@@ -91,10 +98,11 @@ class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
     if (isEventStream(headers)) {
       this.stream = true;
       outgoing['x-accel-buffering'] = 'no';
-      this.watcher = this.request.onEventStream?.();
+      this.watcher = request.onEventStream?.();
       const end = () => this.#end();
       options.onStreamStart?.(req, res, end);
-      this.request.onStreamStart?.(end);
+      request.onStreamStart?.(end);
+      this.request = undefined;
     }
     res.writeHead(status, statusMessage, outgoing);
     // A stream's headers go out now, before its first event; other responses send them with the body.
@@ -119,7 +127,7 @@ class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     clearTimeout(this.timer);
-    const { res } = this.request;
+    const { res } = this;
     // The client went, the proxy ended the stream, or the client already has its answer.
     if (this.closing || res.destroyed || res.writableEnded) return;
     // An upstream that breaks off mid-response must break the client's response too: ending it cleanly
@@ -135,7 +143,7 @@ class Exchange implements UpstreamOutcome, Dispatcher.DispatchHandler {
 
   #end(): void {
     this.closing = true;
-    const { res } = this.request;
+    const { res } = this;
     if (this.out !== res) (this.out as Transform | undefined)?.unpipe(res);
     res.end();
     this.controller?.abort(STREAM_ENDED);
@@ -171,7 +179,7 @@ function onClientClose(this: ExchangeCarrier): void {
 }
 
 function onResponseTimeout(exchange: Exchange): void {
-  const { res } = exchange.request;
+  const { res } = exchange;
   if (res.headersSent || res.destroyed) return;
   exchange.failure = 'response_timeout';
   answerUpstreamFailure(res, 'response_timeout');

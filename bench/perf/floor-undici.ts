@@ -2,8 +2,10 @@
 //   node bench/perf/floor-undici.ts --port N --upstream http://127.0.0.1:M
 // A node:http server that forwards every request with mcp-warden's own Forwarder (src/proxy/forward.ts,
 // undici's Pool through its dispatcher API) and the same request-header scrubbing, with its default
-// limits: what forwarding costs with the engine mcp-warden adopted in issue 24, before anything of
+// limits and V8 flag: what forwarding costs with the engine mcp-warden adopted in issue 24, before anything of
 // mcp-warden's own (token, stages, logs, metrics, audit). (c) minus (o) is what mcp-warden adds to its engine.
+// First, as in mcp-warden's command line: V8's allocation-site pretenuring off (src/lifecycle/gc-flags.ts).
+import '../../src/lifecycle/gc-flags.ts';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import type { Principal } from '../../src/auth/principal.ts';

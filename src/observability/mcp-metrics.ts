@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import { LabelChildren } from './label-children.ts';
 
 /** What became of a tool call, prompt or resource read: a closed set, a metric label and the audit line's field. */
 export type CallDecision = 'allow' | 'deny' | 'not_exposed';
@@ -24,14 +25,10 @@ export class McpMetrics {
     });
   }
 
-  /** Label children resolved once per combination: prom-client sorts and hashes a label object on every call. */
-  readonly #callCounters = new Map<string, Counter.Internal>();
+  readonly #callChildren = new LabelChildren((method, decision, outcome) => this.#calls.labels({ method, decision, outcome }));
 
   call(method: string, decision: CallDecision, outcome: CallOutcome): void {
-    const key = `${method} ${decision} ${outcome}`;
-    let counter = this.#callCounters.get(key);
-    if (!counter) this.#callCounters.set(key, (counter = this.#calls.labels({ method, decision, outcome })));
-    counter.inc();
+    this.#callChildren.of(method, decision, outcome).inc();
   }
 
   hidden(list: string, count: number): void {

@@ -4,11 +4,19 @@ import type { IntrospectionResult } from '../auth/introspection.ts';
 import type { CacheLookup } from '../auth/introspection-cache.ts';
 import type { KeyFetchResult } from '../auth/key-set.ts';
 import type { ConnectionDrop } from '../proxy/connection-limits.ts';
+import { LabelChildren } from './label-children.ts';
 
 /** How a request ended, from the client's point of view; a closed set. */
 export type Outcome = 'allowed' | 'denied' | 'unavailable' | 'upstream_error' | 'metadata' | 'preflight' | 'broker';
 
 const UNKNOWN_ISSUER = 'unknown';
+
+/** The status_class label of each hundred, made once rather than per request. */
+const STATUS_CLASSES = Array.from({ length: 10 }, (_, hundred) => `${hundred}xx`);
+
+function statusClass(status: number): string {
+  return STATUS_CLASSES[Math.floor(status / 100)] ?? `${Math.floor(status / 100)}xx`;
+}
 
 /** The methods MCP defines; anything else a client sends is counted as "other". */
 const MCP_METHODS = new Set([
@@ -180,22 +188,17 @@ export class Metrics {
     for (const reason of AUTH_FAILURE_REASONS) this.#authFailures.inc({ reason, issuer: UNKNOWN_ISSUER }, 0);
   }
 
-  /**
-   * Label children of the per-request metrics, resolved once per label combination: prom-client hashes
-   * a label object (sorting its keys) on every call, which showed in the request path's profile.
-   */
-  readonly #children = new Map<string, { inc(): void } | { observe(value: number): void }>();
-
-  #child<T extends { inc(): void } | { observe(value: number): void }>(key: string, resolve: () => T): T {
-    let child = this.#children.get(key) as T | undefined;
-    if (!child) this.#children.set(key, (child = resolve()));
-    return child;
-  }
+  // Label children of the per-request metrics (label-children.ts); resolved lazily, after the constructor.
+  readonly #requestChildren = new LabelChildren((outcome, statusClass) => this.#requests.labels({ outcome, status_class: statusClass }));
+  readonly #lookupChildren = new LabelChildren((issuer, result) => this.#cacheLookups.labels({ issuer, result }));
+  readonly #verificationChildren = new LabelChildren((method, cache) => this.#verificationSeconds.labels({ method, cache }));
+  readonly #upstreamChildren = new LabelChildren((statusClass) => this.#upstreamSeconds.labels({ status_class: statusClass }));
+  readonly #mcpChildren = new LabelChildren((method) => this.#mcpRequests.labels({ method }));
+  readonly #policyChildren = new LabelChildren((method, decision, rule) => this.#policyDecisions.labels({ method, decision, rule }));
 
   /** `status` is 0 when the client went away before any response began. */
   request(outcome: Outcome, status: number): void {
-    const statusClass = status > 0 ? `${Math.floor(status / 100)}xx` : 'none';
-    this.#child(`request ${outcome} ${statusClass}`, () => this.#requests.labels({ outcome, status_class: statusClass })).inc();
+    this.#requestChildren.of(outcome, status > 0 ? statusClass(status) : 'none').inc();
   }
 
   /** The issuers a reloaded config names: the only values the issuer label takes from then on. */
@@ -218,7 +221,7 @@ export class Metrics {
   }
 
   cacheLookup(issuer: string, result: CacheLookup): void {
-    this.#child(`lookup ${issuer} ${result}`, () => this.#cacheLookups.labels({ issuer, result })).inc();
+    this.#lookupChildren.of(issuer, result).inc();
   }
 
   /** Where the entries gauge reads its value at scrape time. */
@@ -227,12 +230,11 @@ export class Metrics {
   }
 
   verification(method: 'jwt' | 'introspection', cache: string, seconds: number): void {
-    this.#child(`verification ${method} ${cache}`, () => this.#verificationSeconds.labels({ method, cache })).observe(seconds);
+    this.#verificationChildren.of(method, cache).observe(seconds);
   }
 
   upstreamResponse(status: number, seconds: number): void {
-    const statusClass = `${Math.floor(status / 100)}xx`;
-    this.#child(`upstream ${statusClass}`, () => this.#upstreamSeconds.labels({ status_class: statusClass })).observe(seconds);
+    this.#upstreamChildren.of(statusClass(status)).observe(seconds);
   }
 
   upstreamError(kind: string): void {
@@ -240,14 +242,12 @@ export class Metrics {
   }
 
   mcpRequest(method: string | undefined): void {
-    const label = methodLabel(method);
-    this.#child(`mcp ${label}`, () => this.#mcpRequests.labels({ method: label })).inc();
+    this.#mcpChildren.of(methodLabel(method)).inc();
   }
 
   /** `rule` is a config path such as policy.rules[2]; method names outside MCP's own become "other". */
   policyDecision(method: string | undefined, allowed: boolean, rule: string | undefined): void {
-    const labels = { method: methodLabel(method), decision: allowed ? 'allow' : 'deny', rule: rule ?? 'none' };
-    this.#child(`policy ${labels.method} ${labels.decision} ${labels.rule}`, () => this.#policyDecisions.labels(labels)).inc();
+    this.#policyChildren.of(methodLabel(method), allowed ? 'allow' : 'deny', rule ?? 'none').inc();
   }
 
   connectionDropped(reason: ConnectionDrop): void {
